@@ -1,0 +1,103 @@
+"""``captionkit evaluate --checkpoint CKPT [--split val|test] [decoding options]``.
+
+Captioners: caption a split of the checkpoint's dataset, score it with ``captionkit score``'s
+machinery (official scorers; ``--fast`` for the exact fast BLEU/CIDEr-D only), print the table and
+the LRCN caption statistics, and write the captions (COCO results format) and the scores (JSON).
+Activity recognisers and video describers are evaluated by their own task modules.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .decode_args import add_decode_args, decode_config_from_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="caption (or classify) a dataset split and score it")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--data-root", default=None, help="override the checkpoint's data.root")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data.* setting of the checkpoint's config, e.g. data.val_split=...")
+    p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
+    p.add_argument("--tag", default=None, help="name for the output files (default: split + decoding)")
+    p.add_argument("--metrics", default="bleu,meteor,rouge,cider", help="comma-separated metric list")
+    p.add_argument("--fast", action="store_true", help="fast exact BLEU/CIDEr-D only (no Java)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    add_decode_args(p)
+    p.set_defaults(run=run)
+
+
+def decode_tag(cfg) -> str:
+    if cfg.method == "beam":
+        return f"beam{cfg.beam_size}"
+    if cfg.method == "sample":
+        return f"sample{cfg.n}_T{cfg.temperature:g}"
+    return "greedy"
+
+
+def run(args) -> int:
+    from .. import checkpoint
+
+    ckpt = checkpoint.load(args.checkpoint)
+    if ckpt["task"] == "activity":
+        from .evaluate_activity import run_activity_eval
+        return run_activity_eval(args, ckpt)
+    if ckpt["task"] == "describe":
+        from .describe import run_describe_eval
+        return run_describe_eval(args, ckpt)
+    return evaluate_captioner(args, ckpt)
+
+
+def evaluate_captioner(args, ckpt: dict) -> int:
+    import torch
+
+    from ..config import apply_overrides
+    from ..metrics import caption_stats, score_captions
+    from ..tasks import load_trained
+    from ..tasks.caption_data import load_split
+    from ..tasks.caption_generate import caption_features, caption_source
+    from ..features import extract_features
+
+    if args.data_root is not None:
+        ckpt["config"]["data"]["root"] = args.data_root
+    apply_overrides(ckpt["config"], args.overrides)
+    device = torch.device(args.device)
+    task, model = load_trained(ckpt, device)
+    cfg = decode_config_from_args(args, task.cfg.decode)
+    src = load_split(task.cfg.data, args.split)
+    items = src.items[:args.limit] if args.limit else src.items
+    enc = model.encoder
+    if enc.frozen and task.cfg.encoder.cache:  # reuse (or fill) the training feature cache
+        feats, _ = extract_features(enc, [it.image_id for it in items], src.image_by_id,
+                                    task.cfg.encoder.cache_dir, task.cfg.encoder.batch_size, device)
+        hyps = caption_features(model, torch.stack([feats[it.image_id] for it in items]), task.vocab,
+                                cfg, device, args.batch_size, progress=True)
+    else:
+        hyps = caption_source(model, src, task.vocab, cfg, device, limit=len(items), progress=True)
+    res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
+    refs = {it.image_id: it.captions for it in items}
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    report = score_captions(refs, res, metrics=metrics, official=not args.fast)
+    train_caps = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
+    stats = caption_stats(res, train_caps, refs)
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    tag = args.tag or f"{args.split}_{decode_tag(cfg)}"
+    coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
+    (out / f"captions_{tag}.json").write_text(json.dumps(coco, indent=1))
+    summary = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(res),
+               "decode": vars(cfg), "scores": report.scores, "stats": stats, "settings": report.settings}
+    (out / f"scores_{tag}.json").write_text(json.dumps(summary, indent=2))
+    print(f"{args.split}: {len(res)} images, decoding {decode_tag(cfg)}")
+    print(report.table())
+    print("caption statistics: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
+    print(f"wrote {out / f'captions_{tag}.json'} and {out / f'scores_{tag}.json'}")
+    if args.json:
+        print(json.dumps(summary))
+    return 0

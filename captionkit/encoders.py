@@ -1,0 +1,192 @@
+"""Image encoders: torchvision backbones (frozen or fine-tuned) and a tiny CNN for synthetic data.
+
+LRCN uses CaffeNet/VGG fc-level features; here ``alexnet`` stands in for CaffeNet. Each encoder maps
+preprocessed images (B, 3, S, S) to one feature vector (B, D) and carries its own preprocessing.
+
+Weights (``encoder.weights``):
+  ""                  random initialisation (the tiny CNN is always trained end to end)
+  "DEFAULT", "IMAGENET1K_V1", ...   a torchvision weight enum (downloads, so needs the network)
+  a file path         a local state dict in torchvision's key layout; partial dicts load (e.g. a
+                      features-only MobileNetV2) and the missing keys are reported
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from .errors import UserError
+
+BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class EncoderConfig:
+    name: str = "tiny"          # one of BACKBONES
+    weights: str = ""           # "" | torchvision enum name | local state-dict file (see module doc)
+    finetune: bool = False      # train the CNN end to end (else frozen, and features can be cached)
+    lr: float = 0.0             # fine-tuning learning rate; 0 = train.lr
+    image_size: int = 224       # images are resized to image_size x image_size
+    cache: bool = True          # cache features on disk when frozen
+    cache_dir: str = ".cache/captionkit/features"
+    batch_size: int = 64        # feature extraction batch size
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKBONES:
+            raise ValueError(f"encoder.name must be one of {BACKBONES}, got {self.name!r}")
+
+
+class TinyCNN(nn.Module):
+    """Four strided convolutions and a linear layer; keeps coarse position (no global pooling)."""
+
+    def __init__(self, image_size: int, out_dim: int = 256):
+        super().__init__()
+        chans = [3, 32, 64, 96, 128]
+        layers = []
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        side = image_size
+        for _ in range(4):
+            side = (side + 1) // 2
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * side * side, out_dim), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.fc(self.features(x))  # (B, 3, S, S) -> (B, 128, S/16, S/16) -> (B, out_dim)
+
+
+def _backbone(name: str) -> tuple[nn.Module, int]:
+    """Build torchvision ``name`` (no weights) and return (full model, feature size)."""
+    model = torchvision.models.get_model(name, weights=None)
+    dims = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, "mobilenet_v2": 1280}
+    return model, dims[name]
+
+
+def _truncate(name: str, model: nn.Module) -> nn.Module:
+    """Cut the classifier off: fc7 (after ReLU) for alexnet/vgg, pooled features otherwise."""
+    if name in ("alexnet", "vgg16"):
+        head = nn.Sequential(*list(model.classifier.children())[:-1])  # drop fc8
+        return nn.Sequential(model.features, model.avgpool, nn.Flatten(), head)
+    if name.startswith("resnet"):
+        model.fc = nn.Identity()
+        return model
+    return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())  # mobilenet_v2
+
+
+def _unused_keys(name: str) -> tuple[str, ...]:
+    """State-dict prefixes of the classifier layers the encoder drops."""
+    return {"alexnet": ("classifier.6.",), "vgg16": ("classifier.6.",), "resnet18": ("fc.",),
+            "resnet50": ("fc.",), "mobilenet_v2": ("classifier.",)}[name]
+
+
+def load_local_weights(model: nn.Module, name: str, path: Path) -> str:
+    """Load a (possibly partial) state dict; returns a one-line report. Raises on nothing usable."""
+    if not path.is_file():
+        raise UserError(f"encoder.weights: file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"encoder.weights: {path} is not a readable state dict ({str(e)[:120]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    state = {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise UserError(f"encoder.weights: {path}: shape mismatch for {bad[0]} "
+                        f"({tuple(state[bad[0]].shape)} vs {tuple(own[bad[0]].shape)}) - wrong backbone?")
+    result = model.load_state_dict(state, strict=False)
+    used = [k for k in own if k in state]
+    if not used:
+        raise UserError(f"encoder.weights: {path} has no key of torchvision's {name} layout")
+    missing = [k for k in result.missing_keys if not k.startswith(_unused_keys(name))]
+    if missing:
+        raise UserError(f"encoder.weights: {path} lacks {len(missing)} keys the encoder uses, "
+                        f"e.g. {missing[0]}")
+    skipped = [k for k in result.missing_keys if k.startswith(_unused_keys(name))]
+    report = f"loaded {len(used)}/{len(own)} tensors from {path}"
+    if skipped:
+        report += f"; missing (unused by the encoder): {', '.join(skipped)}"
+    if result.unexpected_keys:
+        report += f"; ignored {len(result.unexpected_keys)} unexpected keys"
+    return report
+
+
+class ImageEncoder(nn.Module):
+    """images (B, 3, S, S) -> features (B, out_dim); ``preprocess`` maps a PIL image to (3, S, S)."""
+
+    def __init__(self, cfg: EncoderConfig, net: nn.Module, out_dim: int, identity: str, report: str = ""):
+        super().__init__()
+        self.cfg, self.net, self.out_dim, self.identity, self.report = cfg, net, out_dim, identity, report
+        mean, std = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)) if cfg.name == "tiny" else (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
+        if not cfg.finetune:
+            self.net.requires_grad_(False)
+
+    @property
+    def frozen(self) -> bool:
+        return not self.cfg.finetune
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:  # a frozen CNN keeps its BatchNorm statistics and has no dropout
+            self.net.eval()
+        return self
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        """PIL image -> normalised float tensor (3, S, S) (resized, aspect ratio not kept)."""
+        S = self.cfg.image_size
+        img = img.convert("RGB").resize((S, S), Image.BILINEAR)
+        x = torchvision.transforms.functional.pil_to_tensor(img).float().div_(255)  # (3, S, S)
+        return (x - self.mean.cpu()) / self.std.cpu()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)  # (B, 3, S, S) -> (B, D)
+
+
+def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = None) -> ImageEncoder:
+    """Build the encoder; relative weight paths are resolved against ``weights_root`` when given."""
+    if cfg.name == "tiny":
+        return ImageEncoder(cfg, TinyCNN(cfg.image_size), 256, f"tiny:{cfg.image_size}:random")
+    model, dim = _backbone(cfg.name)
+    report, tag = "random initialisation", "random"
+    if cfg.weights:
+        path = Path(cfg.weights)
+        if not path.is_absolute() and weights_root is not None and (Path(weights_root) / path).exists():
+            path = Path(weights_root) / path
+        if path.suffix in (".pth", ".pt", ".bin") or path.exists():
+            report = load_local_weights(model, cfg.name, path)
+            tag = "file:" + _file_digest(path)
+        else:
+            model = _torchvision_weights(cfg.name, cfg.weights)
+            report, tag = f"torchvision weights {cfg.weights}", "enum:" + cfg.weights
+    return ImageEncoder(cfg, _truncate(cfg.name, model), dim, f"{cfg.name}:{cfg.image_size}:{tag}", report)
+
+
+def _torchvision_weights(name: str, enum_name: str) -> nn.Module:
+    try:
+        weights = torchvision.models.get_model_weights(name)[enum_name]
+    except KeyError:
+        raise UserError(f"encoder.weights={enum_name!r} is neither a file nor a torchvision weight "
+                        f"name for {name}") from None
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except Exception as e:
+        raise UserError(f"could not fetch torchvision weights {name}/{enum_name} ({str(e)[:100]}); "
+                        "offline? point encoder.weights at a local state-dict file") from None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

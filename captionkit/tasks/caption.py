@@ -1,0 +1,169 @@
+"""Image captioning (LRCN section 5) as a task for ``train.fit``.
+
+Data sources: the built-in synthetic scenes, COCO caption annotations, Karpathy ``dataset_*.json``
+and Flickr8k token files (``data.source``). Every (image, caption) pair is one training example;
+validation captions the validation images with ``decode`` and scores them with the fast, exact
+BLEU/CIDEr-D (document frequencies over the whole validation split). Best checkpoint: CIDEr.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..decoding import DecodeConfig
+from ..encoders import EncoderConfig, build_image_encoder
+from ..errors import UserError
+from ..features import extract_features
+from ..models.captioner import CaptionModelConfig, Captioner
+from ..train import TrainConfig
+from ..vocab import Vocab
+from .base import Task
+from .caption_data import CaptionDataConfig, ImageSource, load_split
+
+
+@dataclass
+class CaptionConfig:
+    task: str = "caption"
+    data: CaptionDataConfig = field(default_factory=CaptionDataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+class PairDataset(Dataset):
+    """(image, caption) pairs: item -> (visual, caption ids); visual = cached feature or image tensor."""
+
+    def __init__(self, source: ImageSource, pairs: list[tuple[int, list[int]]], feats: torch.Tensor | None,
+                 preprocess):
+        self.source, self.pairs, self.feats, self.preprocess = source, pairs, feats, preprocess
+        self.memo: dict[int, torch.Tensor] = {}  # synthetic images: rendered and preprocessed once
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        img, ids = self.pairs[i]
+        if self.feats is not None:
+            return self.feats[img], ids
+        if not self.source.synthetic:
+            return self.preprocess(self.source.image(img)), ids
+        if img not in self.memo:
+            self.memo[img] = self.preprocess(self.source.image(img))
+        return self.memo[img], ids
+
+
+def pad_captions(ids: list[list[int]], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption ids -> (inputs [BOS]+ids, targets ids+[EOS]), both (B, T) padded with PAD."""
+    T = max(len(x) for x in ids) + 1
+    inp = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
+    tgt = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
+    for b, x in enumerate(ids):
+        inp[b, 0] = vocab.bos
+        inp[b, 1:len(x) + 1] = torch.tensor(x, dtype=torch.long)
+        tgt[b, :len(x)] = torch.tensor(x, dtype=torch.long)
+        tgt[b, len(x)] = vocab.eos
+    return inp, tgt
+
+
+class CaptionTask(Task):
+    name = "caption"
+    config_class = CaptionConfig
+    selection_metric = "CIDEr"
+
+    def __init__(self, cfg: CaptionConfig, extra: dict | None = None):
+        super().__init__(cfg, extra)
+        self.trained = extra is not None        # rebuilt from a checkpoint: weights come from it
+        self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
+        self._encoder = None
+
+    # ------------------------------------------------------------------ data
+    def encoder(self):
+        if self._encoder is None:
+            root = self.cfg.data.root or None
+            self._encoder = build_image_encoder(self.cfg.encoder, None if self.trained else root)
+        return self._encoder
+
+    def setup(self, rank: int = 0, world: int = 1) -> None:
+        d = self.cfg.data
+        self.train_src, self.val_src = load_split(d, "train"), load_split(d, "val")
+        if self.vocab is None:
+            self.vocab = Vocab.build((c for item in self.train_src.items for c in item.captions), d.min_count)
+            self.extra["vocab"] = self.vocab.to_json()
+        enc = self.encoder()
+        if rank == 0 and enc.report:
+            print(f"encoder {self.cfg.encoder.name}: {enc.report}", flush=True)
+        self.train_feats = self.val_feats = None
+        if enc.frozen:
+            self.train_feats, self.val_feats = self._features(self.train_src, rank, world), \
+                self._features(self.val_src, rank, world)
+        pairs = []
+        for i, item in enumerate(self.train_src.items):
+            for cap in item.captions:
+                ids = self.vocab.encode(cap)[:d.max_len]
+                if ids:
+                    pairs.append((i, ids))
+        if not pairs:
+            raise UserError("no training captions: check data.source and its files")
+        self.train_set = PairDataset(self.train_src, pairs, self.train_feats, enc.preprocess)
+
+    def _features(self, src: ImageSource, rank: int, world: int) -> torch.Tensor:
+        """(N, D) features of a split's images, through the on-disk cache (rank 0 extracts first)."""
+        enc, ecfg = self.encoder(), self.cfg.encoder
+        cache = ecfg.cache_dir if ecfg.cache else None
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if world > 1 and cache and rank != 0:
+            torch.distributed.barrier()
+        feats, skipped = extract_features(enc, src.ids(), src.image_by_id, cache, ecfg.batch_size, device,
+                                          skip_bad=False, desc=f"features {src.split}")
+        if world > 1 and cache and rank == 0:
+            torch.distributed.barrier()
+        return torch.stack([feats[i] for i in src.ids()])  # (N, D)
+
+    def train_dataset(self) -> Dataset:
+        return self.train_set
+
+    def collate(self, items):
+        visual = torch.stack([v for v, _ in items])  # (B, D) or (B, 3, S, S)
+        inp, tgt = pad_captions([ids for _, ids in items], self.vocab)
+        return {"visual": visual, "inp": inp, "tgt": tgt}
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> Captioner:
+        if self.vocab is None:
+            raise RuntimeError("CaptionTask.build_model needs the vocabulary: call setup() first")
+        return Captioner(self.cfg.model, self.encoder(), len(self.vocab), self.vocab.pad)
+
+    def param_groups(self, model, lr: float) -> list[dict]:
+        enc = [p for p in model.encoder.parameters() if p.requires_grad]
+        enc_ids = {id(p) for p in enc}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
+        groups = [{"params": rest, "lr": lr}]
+        if enc:
+            groups.append({"params": enc, "lr": self.cfg.encoder.lr or lr})
+        return groups
+
+    def loss(self, model, batch, device):
+        tgt = batch["tgt"].to(device)
+        logits = model(batch["visual"].to(device), batch["inp"].to(device))  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=self.vocab.pad,
+                               reduction="sum", label_smoothing=self.cfg.train.label_smoothing)
+        return loss, (tgt != self.vocab.pad).sum()
+
+    def validate(self, model, device) -> dict[str, float]:
+        from ..metrics import fast_scores
+        from .caption_generate import caption_features, caption_source
+
+        src, limit = self.val_src, self.cfg.data.val_limit
+        n = min(len(src.items), limit) if limit else len(src.items)
+        if self.val_feats is not None:
+            hyps = caption_features(model, self.val_feats[:n], self.vocab, self.cfg.decode, device)
+        else:
+            hyps = caption_source(model, src, self.vocab, self.cfg.decode, device, limit=n)
+        res = {src.items[i].image_id: hyps[i][0][0] for i in range(n)}
+        refs = {src.items[i].image_id: src.items[i].captions for i in range(n)}
+        return fast_scores(refs, res)

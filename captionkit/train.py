@@ -1,0 +1,319 @@
+"""The training loop shared by every task: fit / train_one_epoch / evaluate.
+
+Teacher-forced batches come from the task; this module owns the optimiser and schedule, gradient
+clipping, CUDA mixed precision, DistributedDataParallel under ``torchrun`` (NCCL on GPUs, gloo on
+CPUs), per-epoch validation with best-checkpoint selection and early stopping, a JSONL log, tqdm
+progress, and checkpoints that resume exactly (mid-epoch too: the data order is a function of
+(seed, epoch), so resuming skips the batches already seen and restores every RNG).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from . import checkpoint as ckpt_io
+from .config import to_dict
+from .errors import UserError
+from .tasks.base import Task
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/default"   # checkpoints (last.pt, best.pt) and log.jsonl go here
+    epochs: int = 10
+    batch_size: int = 64            # GLOBAL batch: split evenly over DDP processes
+    optimizer: str = "adam"         # "adam" | "adamw" | "sgd"
+    lr: float = 4e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9           # sgd only
+    schedule: str = "constant"      # "constant" | "step" | "cosine" (per optimisation step)
+    warmup_steps: int = 0
+    step_epochs: int = 10           # "step": multiply lr by gamma every step_epochs epochs
+    gamma: float = 0.5
+    clip: float = 5.0               # max global gradient norm; 0 = off
+    label_smoothing: float = 0.0    # for cross-entropy losses over words
+    amp: str = "auto"               # "auto" (bf16/fp16 on CUDA, off on CPU) | "off" | "bf16" | "fp16"
+    device: str = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
+    seed: int = 0
+    workers: int = 0                # DataLoader worker processes
+    patience: int = 0               # early stopping: epochs without improvement; 0 = off
+    val_every: int = 1              # validate every N epochs (and after the last)
+    save_every_steps: int = 0       # also checkpoint mid-epoch every N steps; 0 = epoch ends only
+    log_every: int = 50
+    max_steps_per_epoch: int = 0    # cap steps per epoch (smoke tests); 0 = whole epoch
+    progress: bool = True           # tqdm bars on rank 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"train.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.schedule not in ("constant", "step", "cosine"):
+            raise ValueError(f"train.schedule must be constant, step or cosine, got {self.schedule!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.batch_size <= 0 or self.epochs <= 0 or self.lr <= 0:
+            raise ValueError("train.batch_size, train.epochs and train.lr must be positive")
+
+
+# ----------------------------------------------------------------------------- distributed
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world, local_rank) from torchrun's environment; (0, 1, 0) when not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device={name!r} but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def init_distributed(device: torch.device) -> None:
+    if dist_info()[1] > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """Global batches as a function of (seed, epoch); each rank takes its contiguous share.
+
+    Global batch b holds perm[b*B:(b+1)*B]; rank r of W takes items [r*B/W, (r+1)*B/W) of it, so a
+    W-process step sees exactly the global batch a 1-process step would. ``start`` skips batches.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+        if batch % world:
+            raise UserError(f"train.batch_size={batch} must be divisible by the {world} DDP processes")
+        self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        self.epoch, self.start = 0, 0
+
+    def steps(self) -> int:
+        return max(1, self.n // self.batch)  # the incomplete last batch is dropped
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        share = self.batch // self.world
+        for b in range(self.start, self.steps()):
+            chunk = perm[b * self.batch:(b + 1) * self.batch]
+            yield from chunk[self.rank * share:(self.rank + 1) * share] if len(chunk) == self.batch \
+                else chunk[self.rank::self.world]
+
+    def __len__(self) -> int:
+        return (self.steps() - self.start) * (self.batch // self.world)
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+def build_optimizer(cfg: TrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_schedule(cfg: TrainConfig, opt, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "step":
+            return cfg.gamma ** ((step // steps_per_epoch) // max(1, cfg.step_epochs))
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+        return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def amp_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
+    if device.type != "cuda" or cfg.amp == "off":
+        return False, torch.float32
+    if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return True, torch.float16
+    return True, torch.bfloat16
+
+
+# ----------------------------------------------------------------------------- the loop
+
+class Run:
+    """The mutable state of one training run (what a checkpoint captures)."""
+
+    def __init__(self, task: Task, cfg: TrainConfig, device: torch.device, rank: int, world: int):
+        self.task, self.cfg, self.device, self.rank, self.world = task, cfg, device, rank, world
+        self.model = task.build_model().to(device)
+        self.opt = build_optimizer(cfg, task.param_groups(self.model, cfg.lr))
+        self.order = EpochOrder(len(task.train_dataset()), cfg.batch_size, cfg.seed, rank, world)
+        self.sched = build_schedule(cfg, self.opt, self.order.steps())
+        self.use_amp, self.amp_dtype = amp_settings(cfg, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.net = DistributedDataParallel(self.model) if world > 1 else self.model
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best: float | None = None
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+        self.out = Path(cfg.out_dir)
+
+    def state(self, with_training: bool = True) -> dict:
+        state = {"format": ckpt_io.FORMAT, "task": self.task.name, "config": to_dict(self.task.cfg),
+                 "extra": self.task.extra_state(), "model": self.model.state_dict(),
+                 "epoch": self.epoch, "step": self.step_in_epoch, "global_step": self.global_step,
+                 "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history}
+        if with_training:
+            state |= {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                      "scaler": self.scaler.state_dict(), "rng": ckpt_io.rng_state()}
+        return state
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step"]
+        self.global_step, self.best = state["global_step"], state["best"]
+        self.bad_epochs, self.history = state["bad_epochs"], list(state["history"])
+        ckpt_io.set_rng_state(state["rng"])
+
+    def log(self, record: dict) -> None:
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def save(self, name: str) -> None:
+        if self.rank == 0:
+            ckpt_io.save_atomic(self.state(), self.out / name)
+
+
+def train_one_epoch(run: Run) -> float:
+    """One pass over the training order (from run.step_in_epoch); returns the mean batch loss."""
+    cfg, task = run.cfg, run.task
+    run.order.epoch, run.order.start = run.epoch, run.step_in_epoch
+    loader = torch.utils.data.DataLoader(
+        task.train_dataset(), batch_size=cfg.batch_size // run.world, sampler=run.order,
+        collate_fn=task.collate, num_workers=cfg.workers, drop_last=False)
+    steps = run.order.steps()
+    if cfg.max_steps_per_epoch:
+        steps = min(steps, cfg.max_steps_per_epoch)
+    run.net.train()
+    total, seen = 0.0, 0
+    bar = tqdm(total=steps, initial=run.step_in_epoch, desc=f"epoch {run.epoch + 1}/{cfg.epochs}",
+               disable=not (cfg.progress and run.rank == 0), leave=False, dynamic_ncols=True)
+    for batch in loader:
+        if run.step_in_epoch >= steps:
+            break
+        with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            loss_sum, count = task.loss(run.net, batch, run.device)
+        count = torch.as_tensor(count, dtype=torch.float32, device=run.device)
+        if run.world > 1:  # normalise by the GLOBAL count; DDP averages gradients over ranks
+            dist.all_reduce(count)
+        loss = loss_sum.float() / count.clamp(min=1) * run.world
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        if cfg.clip > 0:
+            run.scaler.unscale_(run.opt)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip)
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        value = loss.item() / run.world
+        total, seen = total + value, seen + 1
+        run.step_in_epoch += 1
+        run.global_step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.3f}")
+        if run.global_step % cfg.log_every == 0:
+            run.log({"event": "train", "epoch": run.epoch + 1, "step": run.step_in_epoch,
+                     "loss": value, "lr": run.sched.get_last_lr()[0], "time": time.time()})
+        if cfg.save_every_steps and run.global_step % cfg.save_every_steps == 0:
+            run.save("last.pt")
+    bar.close()
+    return total / max(1, seen)
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """Validate on rank 0 (others wait); returns the task's metrics."""
+    metrics: dict[str, float] = {}
+    if run.rank == 0:
+        run.model.eval()
+        with torch.no_grad():
+            metrics = run.task.validate(run.model, run.device)
+    return metrics
+
+
+def _improved(run: Run, value: float) -> bool:
+    if run.best is None:
+        return True
+    return value > run.best if run.task.higher_is_better else value < run.best
+
+
+def _broadcast_stop(stop: bool, run: Run) -> bool:
+    if run.world == 1:
+        return stop
+    flag = torch.tensor([int(stop)], device=run.device)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def fit(task: Task, resume: bool = False) -> dict:
+    """Train ``task`` per ``task.cfg.train``; returns a summary (best metric, checkpoint paths)."""
+    cfg: TrainConfig = task.cfg.train
+    rank, world, local_rank = dist_info()
+    device = resolve_device(cfg.device, local_rank)
+    init_distributed(device)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    last = out / "last.pt"
+    if last.exists() and not resume:
+        raise UserError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
+                        "or set train.out_dir to a new folder")
+    task.setup(rank, world)
+    run = Run(task, cfg, device, rank, world)
+    if resume and last.exists():
+        run.restore(ckpt_io.load(last, map_location=device))
+        if rank == 0:
+            print(f"resuming {last}: epoch {run.epoch + 1}, step {run.step_in_epoch}", flush=True)
+    t0 = time.time()
+    while run.epoch < cfg.epochs:
+        train_loss = train_one_epoch(run)
+        run.epoch, run.step_in_epoch = run.epoch + 1, 0
+        record = {"event": "epoch", "epoch": run.epoch, "train_loss": train_loss, "time": time.time() - t0}
+        stop = False
+        if run.epoch % cfg.val_every == 0 or run.epoch == cfg.epochs:
+            metrics = evaluate(run)
+            record["val"] = metrics
+            if rank == 0:
+                value = metrics[task.selection_metric]
+                if _improved(run, value):
+                    run.best, run.bad_epochs = value, 0
+                    ckpt_io.save_atomic(run.state(with_training=False), out / "best.pt")
+                else:
+                    run.bad_epochs += 1
+                stop = bool(cfg.patience) and run.bad_epochs >= cfg.patience
+        run.history.append(record)
+        run.log(record)
+        if rank == 0:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in record.get("val", {}).items())
+            print(f"epoch {run.epoch}/{cfg.epochs}  train_loss={train_loss:.4f}  {shown}", flush=True)
+        run.save("last.pt")
+        if _broadcast_stop(stop, run):
+            if rank == 0:
+                print(f"early stop: no {task.selection_metric} improvement for {cfg.patience} epochs")
+            break
+    if world > 1:
+        dist.barrier()
+    return {"best": run.best, "metric": task.selection_metric, "epochs": run.epoch,
+            "best_checkpoint": str(out / "best.pt"), "last_checkpoint": str(last),
+            "seconds": time.time() - t0, "history": run.history}
