@@ -66,7 +66,7 @@ def from_dict(cls, data: dict, where: str = "config", prefix: str = ""):
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise UserError(f"{where}: unknown key {prefix}{unknown[0]!r} (known: {', '.join(sorted(names))})")
+        raise UserError(f"{where}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
     kwargs = {k: _coerce(v, hints[k], prefix + k, where) for k, v in data.items()}
     try:
         return cls(**kwargs)

@@ -198,6 +198,8 @@ def fisher_vectors(model: SentenceLM, seqs: list[torch.Tensor], targets: list[to
     """Sentences (T_i, D) -> raw RNN-FVs (N, F). Empty sentences get a zero vector."""
     model.eval()
     F = model.fv_dim if coords is None else coords.numel()
+    # bound the (B, O, H + 1) outer products / (B, T, K) gathers to ~2^25 floats (T <= 32 assumed)
+    batch_size = max(1, min(batch_size, 2**25 // (F if coords is None else 32 * F)))
     out = torch.zeros(len(seqs), F)
     nonempty = [i for i, s in enumerate(seqs) if s.size(0) > 0]
     order = sorted(nonempty, key=lambda i: seqs[i].size(0))  # similar lengths together: less padding

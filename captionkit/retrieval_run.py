@@ -64,6 +64,8 @@ class RetrieveConfig:
     method: str = "rnnfv_reg"           # rnnfv_reg | rnnfv_cls | mean | gmmfv | lrcn
     report_split: str = "dev"           # Flickr8k split to report on (test images are withheld here)
     val_images: int = 1000              # training images held out of the CCA fit for model selection
+    train_images: int = 0               # CCA uses only the first N training images (0 = all); the
+                                        # sentence encoders are always fit on every training sentence
     subset: int = 0                     # report on the first N images of report_split only (0 = all)
     word_vectors: str = "glove/glove.6B.50d.subset.txt"   # under data_root, or absolute
     encoder: str = "mobilenet_v2"
@@ -222,6 +224,11 @@ def run_experiment(cfg: RetrieveConfig, log=print) -> dict:
         caps_tr, s2i_tr = flatten(items["train"])
         sent_tr, sent_te, info = sentence_vectors(cfg, caps_tr, caps_te, log)
         result["info"] = info
+        if cfg.train_images:  # CCA on the first N training images only (their 5N sentences)
+            keep = s2i_tr < cfg.train_images
+            sent_tr, s2i_tr = sent_tr[keep], s2i_tr[keep]
+            items["train"] = items["train"][: cfg.train_images]
+            result["train_images"] = len(items["train"])
         img_tr = image_features(cfg, items["train"], log)
         img_te = image_features(cfg, items["report"], log)
         result.update(run_cca(cfg, img_tr, sent_tr, s2i_tr, img_te, sent_te, s2i_te, log))

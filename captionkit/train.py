@@ -161,6 +161,7 @@ class Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.net = DistributedDataParallel(self.model) if world > 1 else self.model
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.epoch_loss = 0.0           # running sum of this epoch's batch losses (for exact resume)
         self.best: float | None = None
         self.bad_epochs = 0
         self.history: list[dict] = []
@@ -170,6 +171,7 @@ class Run:
         state = {"format": ckpt_io.FORMAT, "task": self.task.name, "config": to_dict(self.task.cfg),
                  "extra": self.task.extra_state(), "model": self.model.state_dict(),
                  "epoch": self.epoch, "step": self.step_in_epoch, "global_step": self.global_step,
+                 "epoch_loss": self.epoch_loss,
                  "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history}
         if with_training:
             state |= {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
@@ -183,6 +185,7 @@ class Run:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step"]
         self.global_step, self.best = state["global_step"], state["best"]
+        self.epoch_loss = state["epoch_loss"]
         self.bad_epochs, self.history = state["bad_epochs"], list(state["history"])
         ckpt_io.set_rng_state(state["rng"])
 
@@ -203,12 +206,14 @@ def train_one_epoch(run: Run) -> float:
     run.order.epoch, run.order.start = run.epoch, run.step_in_epoch
     loader = torch.utils.data.DataLoader(
         task.train_dataset(), batch_size=cfg.batch_size // run.world, sampler=run.order,
-        collate_fn=task.collate, num_workers=cfg.workers, drop_last=False)
+        collate_fn=task.collate, num_workers=cfg.workers, drop_last=False,
+        # its own generator: creating the iterator must not draw from the global RNG, or a run
+        # resumed mid-epoch would see different dropout masks than an uninterrupted one
+        generator=torch.Generator().manual_seed(cfg.seed * 7919 + run.epoch))
     steps = run.order.steps()
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
     run.net.train()
-    total, seen = 0.0, 0
     bar = tqdm(total=steps, initial=run.step_in_epoch, desc=f"epoch {run.epoch + 1}/{cfg.epochs}",
                disable=not (cfg.progress and run.rank == 0), leave=False, dynamic_ncols=True)
     for batch in loader:
@@ -228,8 +233,11 @@ def train_one_epoch(run: Run) -> float:
         run.scaler.step(run.opt)
         run.scaler.update()
         run.sched.step()
-        value = loss.item() / run.world
-        total, seen = total + value, seen + 1
+        value_t = loss.detach() / run.world
+        if run.world > 1:  # the global mean loss, for logging
+            dist.all_reduce(value_t)
+        value = value_t.item()
+        run.epoch_loss += value
         run.step_in_epoch += 1
         run.global_step += 1
         bar.update(1)
@@ -240,7 +248,7 @@ def train_one_epoch(run: Run) -> float:
         if cfg.save_every_steps and run.global_step % cfg.save_every_steps == 0:
             run.save("last.pt")
     bar.close()
-    return total / max(1, seen)
+    return run.epoch_loss / max(1, run.step_in_epoch)
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -279,16 +287,19 @@ def fit(task: Task, resume: bool = False) -> dict:
     if last.exists() and not resume:
         raise UserError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
                         "or set train.out_dir to a new folder")
+    state = ckpt_io.load(last, map_location=device) if resume and last.exists() else None
+    if state is not None:
+        task.load_extra(state["extra"])  # e.g. the vocabulary: never rebuilt on resume
     task.setup(rank, world)
     run = Run(task, cfg, device, rank, world)
-    if resume and last.exists():
-        run.restore(ckpt_io.load(last, map_location=device))
+    if state is not None:
+        run.restore(state)
         if rank == 0:
             print(f"resuming {last}: epoch {run.epoch + 1}, step {run.step_in_epoch}", flush=True)
     t0 = time.time()
     while run.epoch < cfg.epochs:
         train_loss = train_one_epoch(run)
-        run.epoch, run.step_in_epoch = run.epoch + 1, 0
+        run.epoch, run.step_in_epoch, run.epoch_loss = run.epoch + 1, 0, 0.0
         record = {"event": "epoch", "epoch": run.epoch, "train_loss": train_loss, "time": time.time() - t0}
         stop = False
         if run.epoch % cfg.val_every == 0 or run.epoch == cfg.epochs:

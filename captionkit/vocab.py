@@ -7,9 +7,10 @@ never confused with the end of a caption. The vocabulary travels inside checkpoi
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = [PAD, BOS, EOS, UNK]
@@ -35,14 +36,28 @@ class Vocab:
 
     @classmethod
     def build(cls, captions: Iterable[str], min_count: int = 5) -> "Vocab":
-        """Build from training captions; words with fewer than ``min_count`` occurrences become UNK."""
-        tok = Tokenizer(models.WordLevel(unk_token=UNK))
+        """Build from training captions; words with fewer than ``min_count`` occurrences become UNK.
+
+        Ids are deterministic: specials first, then words by decreasing count, ties alphabetical
+        (the ``tokenizers`` trainer breaks ties in hash order, which differs between processes).
+        """
+        probe = cls._empty()
+        counts = Counter(w for text in captions for w in probe.words(text))
+        kept = sorted((w for w, n in counts.items() if n >= max(1, min_count) and w not in SPECIALS),
+                      key=lambda w: (-counts[w], w))
+        vocab = {w: i for i, w in enumerate(SPECIALS + kept)}
+        return cls(cls._tokenizer(vocab))
+
+    @staticmethod
+    def _tokenizer(vocab: dict[str, int]) -> Tokenizer:
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
         tok.normalizer = _normalizer()
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        trainer = trainers.WordLevelTrainer(min_frequency=max(1, min_count), special_tokens=SPECIALS,
-                                            show_progress=False)
-        tok.train_from_iterator(captions, trainer=trainer)
-        return cls(tok)
+        return tok
+
+    @classmethod
+    def _empty(cls) -> "Vocab":
+        return cls(cls._tokenizer({w: i for i, w in enumerate(SPECIALS)}))
 
     def __len__(self) -> int:
         return self.tok.get_vocab_size()

@@ -216,7 +216,7 @@ def test_step_agrees_with_forward(arch, unit):
 
 
 @pytest.mark.parametrize("arch", ["a", "b", "c"])
-def test_architecture_overfits_tiny_tuples(tmp_path, arch):
+def test_architecture_overfits_tiny_tuples(tmp_path, capsys, arch):
     """fit() on four tuples, then greedy and beam decoding reproduce every sentence exactly."""
     from captionkit.checkpoint import load
     from captionkit.tasks import load_task, load_trained
@@ -226,19 +226,37 @@ def test_architecture_overfits_tiny_tuples(tmp_path, arch):
     ts = _tiny_set()
     save_tuples(ts, tmp_path / "tiny.json")
     data = str(tmp_path / "tiny.json")
+    for seg in ts.segments:   # 8 copies of each pair: 8 steps per epoch, so few (fsynced) checkpoints
+        seg.sentences = seg.sentences * 8
+    save_tuples(ts, tmp_path / "train.json")
     task = load_task(data={
-        "task": "describe", "data": {"train": data, "val": data, "min_count": 1},
+        "task": "describe", "data": {"train": str(tmp_path / "train.json"), "val": data, "min_count": 1},
         "model": {"arch": arch, "hidden": 48, "embed": 24, "dropout": 0.0},
-        "train": {"out_dir": str(tmp_path / "run"), "epochs": 120, "batch_size": 4, "lr": 1e-2,
-                  "val_every": 40, "progress": False, "seed": 0}})
-    torch.manual_seed(0)
-    summary = fit(task)
+        "train": {"out_dir": str(tmp_path / "run"), "epochs": 15, "batch_size": 4, "lr": 1e-2,
+                  "val_every": 5, "progress": False, "seed": 0}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # tiny matrices: one thread is fastest, and the CPU is shared
+    try:
+        summary = fit(task)
+    finally:
+        torch.set_num_threads(threads)
     assert summary["best"] == pytest.approx(100.0)
     trained, model = load_trained(load(summary["best_checkpoint"]))
     labels, probs = encode_tuples(load_tuples(data), trained.slots, trained.labels)
     for cfg in (DecodeConfig(), DecodeConfig(method="beam", beam_size=3)):
         hyps = describe_segments(model, labels, probs, trained.vocab, cfg)
-        assert [h[0][0] for h in hyps] == [s.sentences[0] for s in ts.segments]
+        assert [h[0][0] for h in hyps] == [s.sentences[0] for s in load_tuples(data).segments]
+    if arch == "c":   # the command line: one "id<TAB>sentence" line per segment
+        from captionkit.cli import main
+
+        assert main(["describe", "--checkpoint", summary["best_checkpoint"], "--tuples", data, "--beam", "2"]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()[-4:]
+        assert lines == [f"{s.id}\t{s.sentences[0]}" for s in load_tuples(data).segments]
+        assert main(["describe", "--checkpoint", summary["best_checkpoint"], "--tuples", str(tmp_path / "x.json")]) == 2
+        assert main(["evaluate", "--checkpoint", summary["best_checkpoint"], "--split", "val", "--fast",
+                     "--out", str(tmp_path / "eval")]) == 0
+        scores = json.loads((tmp_path / "eval" / "scores_val_greedy.json").read_text())["scores"]
+        assert scores["BLEU4_sacrebleu"] == pytest.approx(100.0) and scores["Bleu_4"] == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- recipes

@@ -82,7 +82,7 @@ def load_flow(path: str | Path, size: tuple[int, int] | None, cache_dir: str | P
     if method == "auto":
         method = available_method()
     if cache_dir is None:
-        return encode_flow(compute_flow(decode_frames_uncached(path, size), method), scale)
+        return encode_flow(compute_flow(load_frames(path, size, None), method), scale)
     cached = Path(cache_dir) / "flow" / (cache_key(path, "flow", size, method, scale) + ".npy")
     if cached.is_file():
         return np.load(cached, mmap_mode="r")
@@ -90,7 +90,3 @@ def load_flow(path: str | Path, size: tuple[int, int] | None, cache_dir: str | P
     images = encode_flow(compute_flow(np.asarray(frames), method), scale)
     save_array_atomic(images, cached)
     return images
-
-
-def decode_frames_uncached(path: Path, size):
-    return load_frames(path, size, None)

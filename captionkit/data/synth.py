@@ -48,10 +48,11 @@ class Scene:
 def make_scene(rng: np.random.Generator) -> Scene:
     """Draw one random scene: one shape (20%) or two distinct shapes in a relation."""
     n = 1 if rng.random() < 0.2 else 2
-    kinds = set()
+    kinds: list[tuple[str, str]] = []  # a list, not a set: set order varies between processes
     while len(kinds) < n:
-        kinds.add((SHAPES[rng.integers(len(SHAPES))], list(COLOURS)[rng.integers(len(COLOURS))]))
-    kinds = sorted(kinds, key=lambda k: rng.random())
+        kind = (SHAPES[rng.integers(len(SHAPES))], list(COLOURS)[rng.integers(len(COLOURS))])
+        if kind not in kinds:
+            kinds.append(kind)
     sizes = [list(SIZES)[rng.integers(len(SIZES))] for _ in range(n)]
     bg = tuple(int(v) for v in rng.integers(10, 90, size=3))
     if n == 1:

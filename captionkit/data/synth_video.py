@@ -21,6 +21,7 @@ Shape legend: T frames, S frame side (square frames).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ COLOURS = ((230, 60, 60), (60, 200, 80), (70, 110, 240), (240, 220, 50), (240, 2
 @dataclass(frozen=True)
 class SynthVideoSpec:
     pairs: int = 3              # how many class pairs of PAIRS (2 * pairs classes)
-    train_per_class: int = 20
+    train_per_class: int = 40
     test_per_class: int = 10
     frames: int = 24            # frames per video
     size: int = 32              # frame side in pixels
@@ -95,7 +96,7 @@ def write_avi(path: str | Path, frames: np.ndarray, fps: int = 25) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # concurrent writers never share it
     with av.open(str(tmp), "w", format="avi") as container:
         stream = container.add_stream("ffv1", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
@@ -137,3 +138,16 @@ def order_pairs(classes: list[str]) -> list[tuple[int, int]]:
     """Indices of the (forward, reversed) class pairs present in ``classes``."""
     index = {n: i for i, n in enumerate(classes)}
     return [(index[a], index[b]) for a, b in PAIRS if a in index and b in index]
+
+
+def direction_accuracy(probs, labels, pairs: list[tuple[int, int]]) -> float | None:
+    """Among videos of the time-reversed pairs: how often the right class of its pair scores higher
+    than its reversal (chance = 1/2 whatever happens outside the pair). probs (N, K), labels (N,)."""
+    hits, total = 0, 0
+    for a, b in pairs:
+        for i in range(len(labels)):
+            y = int(labels[i])
+            if y in (a, b):
+                other = b if y == a else a
+                hits, total = hits + int(probs[i, y] > probs[i, other]), total + 1
+    return hits / total if total else None

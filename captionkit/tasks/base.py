@@ -57,6 +57,10 @@ class Task(ABC):
         """Optimizer parameter groups (override for e.g. a separate fine-tuning learning rate)."""
         return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
 
+    def load_extra(self, extra: dict) -> None:
+        """Adopt a checkpoint's extra state (on --resume: e.g. the vocabulary it was trained with)."""
+        self.extra = dict(extra)
+
     def extra_state(self) -> dict:
         """Plain data (str/int/float/list/dict/tensors) needed to rebuild and use the model."""
         return dict(self.extra)

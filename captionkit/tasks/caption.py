@@ -81,6 +81,10 @@ class CaptionTask(Task):
         self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
         self._encoder = None
 
+    def load_extra(self, extra: dict) -> None:
+        super().load_extra(extra)
+        self.vocab = Vocab.from_json(self.extra["vocab"])
+
     # ------------------------------------------------------------------ data
     def encoder(self):
         if self._encoder is None:
@@ -103,7 +107,7 @@ class CaptionTask(Task):
                 self._features(self.val_src, rank, world)
         pairs = []
         for i, item in enumerate(self.train_src.items):
-            for cap in item.captions:
+            for cap in item.captions[:d.captions_per_image or None]:
                 ids = self.vocab.encode(cap)[:d.max_len]
                 if ids:
                     pairs.append((i, ids))

@@ -37,6 +37,7 @@ class CaptionDataConfig:
     max_len: int = 20           # training captions are cut to this many words
     val_limit: int = 0          # validate on the first N images only (0 = all)
     train_limit: int = 0        # train on the first N images only (0 = all)
+    captions_per_image: int = 0  # train on the first N captions of each image only (0 = all)
     synth_train: int = 4000
     synth_val: int = 250
     synth_test: int = 250

@@ -31,6 +31,7 @@ from .base import Task
 class DescribeDataConfig:
     train: str = "runs/tacos_bench/train.json"   # tuple file (write it: python -m captionkit.data.tacos)
     val: str = "runs/tacos_bench/val.json"
+    test: str = "runs/tacos_bench/test.json"     # used by ``captionkit evaluate --split test`` only
     min_count: int = 2        # words rarer than this in the training sentences become <unk>
     max_len: int = 20         # training sentences are cut to this many words
     val_limit: int = 500      # validation segments decoded per validation (0 = all)
@@ -97,11 +98,9 @@ class PairDataset(Dataset):
 
 def bleu4(hyps: list[str], refs: list[list[str]]) -> float:
     """Corpus BLEU-4 (sacrebleu, 0-100) of one hypothesis per segment against its references."""
-    import sacrebleu
+    from ..metrics import corpus_bleu
 
-    R = max((len(r) for r in refs), default=1)
-    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(R)]  # (R, N), None = absent
-    return float(sacrebleu.corpus_bleu(hyps, streams).score)
+    return float(corpus_bleu(hyps, refs)["bleu"])
 
 
 @torch.inference_mode()

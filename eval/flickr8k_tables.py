@@ -1,0 +1,326 @@
+"""LRCN's two captioning tables at Flickr8k scale (Donahue et al., LRCN, section 5, Tables 5 and 6).
+
+Trains (or reuses) the four Flickr8k recipes and scores them on the official Flickr8k DEV split (the
+test images are withheld) with the official pycocoevalcap scorers, through the same library calls as
+``captionkit evaluate`` (caption_features -> score_captions -> caption_stats):
+
+  Table A (LRCN Table 5 style): architecture ablation LRCN-1u / LRCN-2u / LRCN-2f / RNN-2f, each with
+          greedy decoding, beam search (``--beam``) and best-of-100 samples at inverse temperature 1.5.
+  Table B (LRCN Table 6 style): generation strategies for LRCN-2f: beam 1, 2, 3, 5, 10; best-of-N
+          samples for N in {1, 10, 25, 100} at T = 2 and T in {1, 1.5, 2} at N = 100.
+
+Each row carries LRCN's caption statistics (share of captions copied verbatim from the training set,
+vocabulary use). Writes ``eval/RESULTS.md`` (Markdown, with the exact commands) and
+``eval/results/flickr8k_tables.json``; per-row captions (COCO results) and scores go next to each
+checkpoint under ``<run>/eval/`` exactly as ``captionkit evaluate`` writes them.
+
+    python eval/flickr8k_tables.py                     # reuse runs/flickr8k_* checkpoints, else train
+    python eval/flickr8k_tables.py --quick             # 1 short epoch each, 100 dev images: minutes
+    python eval/flickr8k_tables.py --sample-limit 250  # best-of-N rows on the first 250 dev images
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {  # table row name -> recipe (the LRCN Table 5 rows)
+    "LRCN-1u": "recipes/flickr8k_lrcn1u.toml",
+    "LRCN-2u": "recipes/flickr8k_lrcn2u.toml",
+    "LRCN-2f": "recipes/flickr8k_lrcn2f.toml",
+    "RNN-2f": "recipes/flickr8k_rnn2f.toml",
+}
+SCORE_KEYS = ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+STAT_KEYS = ("in_training", "unique_captions", "vocab_generated", "vocab_coverage", "avg_length")
+DEFAULT_MD, DEFAULT_JSON = "eval/RESULTS.md", "eval/results/flickr8k_tables.json"
+QUICK_TRAIN = ["train.epochs=1", "train.max_steps_per_epoch=60", "data.val_limit=100"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=None, help="run folders live in RUNS/<recipe stem> "
+                   "(default: each recipe's train.out_dir; runs/flickr8k_quick with --quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra override for training (e.g. data.root=/path/to/data); repeatable")
+    p.add_argument("--retrain", action="store_true", help="train even when best.pt exists")
+    p.add_argument("--models", default=",".join(RECIPES), help="comma-separated subset of " + ",".join(RECIPES))
+    p.add_argument("--beam", type=int, default=3, help="beam width of Table A's beam column")
+    p.add_argument("--limit", type=int, default=0, help="score the first N dev images (0 = all 1000)")
+    p.add_argument("--sample-limit", type=int, default=0,
+                   help="best-of-N rows (and their greedy reference) on the first N dev images "
+                        "(0 = same as --limit); sampling 100 captions per image is the costly part")
+    p.add_argument("--skip-generation", action="store_true", help="Table A only")
+    p.add_argument("--metrics", default="bleu,meteor,rouge,cider")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: short training (" + " ".join(QUICK_TRAIN) + "), 100 images")
+    p.add_argument("--md", default=DEFAULT_MD, help="Markdown output (--quick: RUNS/RESULTS.md)")
+    p.add_argument("--json", default=DEFAULT_JSON, help="JSON output (--quick: RUNS/flickr8k_tables.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.runs = args.runs or "runs/flickr8k_quick"
+        args.limit = args.limit or 100
+        args.overrides = QUICK_TRAIN + args.overrides
+        args.md = args.md if args.md != DEFAULT_MD else f"{args.runs}/RESULTS.md"
+        args.json = args.json if args.json != DEFAULT_JSON else f"{args.runs}/flickr8k_tables.json"
+    return args
+
+
+# ----------------------------------------------------------------------------- training
+
+def run_dir(args, recipe: str) -> Path:
+    from captionkit.config import read_recipe
+    if args.runs:
+        return Path(args.runs) / Path(recipe).stem
+    return Path(read_recipe(ROOT / recipe)["train"]["out_dir"])
+
+
+def train_command(args, recipe: str, out: Path) -> list[str]:
+    sets = [f"train.out_dir={out}", "train.progress=false"] + args.overrides
+    cmd = ["captionkit", "train", recipe] + [x for s in sets for x in ("--set", s)]
+    return cmd + (["--resume"] if (out / "last.pt").exists() else [])
+
+
+def ensure_trained(args, name: str, recipe: str) -> dict:
+    """best.pt of the recipe (trained now unless it exists) and how long the training took."""
+    out = run_dir(args, recipe)
+    best = out / "best.pt"
+    info = {"recipe": recipe, "checkpoint": str(best), "trained_now": False}
+    if best.exists() and not args.retrain and not _unfinished(out):
+        return info
+    cmd = train_command(args, recipe, out)
+    if args.retrain and not (out / "last.pt").exists():
+        cmd = [c for c in cmd if c != "--resume"]
+    print(f"[{name}] training: {shlex.join(cmd)}", flush=True)
+    t0, c0 = time.time(), _child_cpu()
+    log = out.parent / f"{out.name}.train.log"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "captionkit"] + cmd[1:], cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"[{name}] training failed (exit {proc.returncode}); see {log}")
+    info.update(trained_now=True, train_command=shlex.join(cmd), train_wall_s=time.time() - t0,
+                train_cpu_s=_child_cpu() - c0)
+    return info
+
+
+def _unfinished(out: Path) -> bool:
+    """True when last.pt holds a run that stopped before its last epoch and did not early-stop."""
+    last = out / "last.pt"
+    if not last.exists():
+        return False
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    cfg = state["config"]["train"]
+    stopped_early = bool(cfg["patience"]) and state["bad_epochs"] >= cfg["patience"]
+    return state["epoch"] < cfg["epochs"] and not stopped_early
+
+
+def _child_cpu() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def train_history(checkpoint: str) -> list[dict]:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return [{"epoch": h["epoch"], "train_loss": round(h["train_loss"], 4),
+             "val_CIDEr": round(h.get("val", {}).get("CIDEr", float("nan")), 4),
+             "val_Bleu_4": round(h.get("val", {}).get("Bleu_4", float("nan")), 4)} for h in state["history"]]
+
+
+# ----------------------------------------------------------------------------- scoring
+
+class Evaluator:
+    """One checkpoint, its dev features and training captions; ``row(decode, n)`` -> one table row."""
+
+    def __init__(self, args, checkpoint: str):
+        from captionkit import checkpoint as ckpt_io
+        from captionkit.features import extract_features
+        from captionkit.tasks import load_trained
+        from captionkit.tasks.caption_data import load_split
+
+        self.args, self.checkpoint = args, checkpoint
+        ckpt = ckpt_io.load(checkpoint)
+        self.task, self.model = load_trained(ckpt, "cpu")
+        cfg = self.task.cfg
+        self.items = load_split(cfg.data, "val").items
+        if args.limit:
+            self.items = self.items[:args.limit]
+        enc = self.model.encoder
+        feats, _ = extract_features(enc, [it.image_id for it in self.items], load_split(cfg.data, "val").image_by_id,
+                                    cfg.encoder.cache_dir if cfg.encoder.cache else None,
+                                    cfg.encoder.batch_size)
+        self.feats = torch.stack([feats[it.image_id] for it in self.items])  # (N, D)
+        self.train_caps = [c for it in load_split(cfg.data, "train").items for c in it.captions]
+        self.out = Path(checkpoint).parent / "eval"
+
+    def decode_config(self, **changes):
+        return dataclasses.replace(self.task.cfg.decode, **changes)
+
+    def row(self, label: str, n: int = 0, **changes) -> dict:
+        from captionkit.cli.evaluate import decode_tag
+        from captionkit.metrics import caption_stats, score_captions
+        from captionkit.tasks.caption_generate import caption_features
+
+        cfg = self.decode_config(**changes)
+        n = n or len(self.items)
+        items = self.items[:n]
+        t0 = time.time()
+        hyps = caption_features(self.model, self.feats[:n], self.task.vocab, cfg, "cpu", 100)
+        t_decode = time.time() - t0
+        res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
+        refs = {it.image_id: it.captions for it in items}
+        metrics = tuple(m.strip() for m in self.args.metrics.split(",") if m.strip())
+        report = score_captions(refs, res, metrics=metrics)
+        stats = caption_stats(res, self.train_caps, refs)
+        tag = f"val{n}_{decode_tag(cfg)}"
+        self.out.mkdir(parents=True, exist_ok=True)
+        coco = [{"image_id": i, "caption": c} for i, c in res.items()]
+        (self.out / f"captions_{tag}.json").write_text(json.dumps(coco, indent=1))
+        summary = {"checkpoint": self.checkpoint, "split": "val", "images": n, "decode": vars(cfg),
+                   "scores": report.scores, "stats": stats, "settings": report.settings}
+        (self.out / f"scores_{tag}.json").write_text(json.dumps(summary, indent=2))
+        print(f"  {label:<22} n={n:<5} " + " ".join(f"{k}={report.scores.get(k, float('nan')):.4f}"
+              for k in SCORE_KEYS) + f"  decode {t_decode:.0f}s", flush=True)
+        return {"label": label, "images": n, "decode": vars(cfg), "scores": report.scores, "stats": stats,
+                "decode_s": round(t_decode, 1), "command": self.command(cfg, n),
+                "skipped": report.settings.get("skipped", {}), "tokenizer": report.settings.get("tokenizer")}
+
+    def command(self, cfg, n: int) -> str:
+        """The ``captionkit evaluate`` line that reproduces one row."""
+        method = {"greedy": ["--greedy"], "beam": ["--beam", str(cfg.beam_size)],
+                  "sample": ["--sample", str(cfg.n), "--temperature", f"{cfg.temperature:g}",
+                             "--seed", str(cfg.seed)]}[cfg.method]
+        lim = ["--limit", str(n)] if n < len(self.task_items_all()) else []
+        return shlex.join(["captionkit", "evaluate", "--checkpoint", self.checkpoint, "--split", "val"]
+                          + method + lim)
+
+    def task_items_all(self):
+        from captionkit.tasks.caption_data import load_split
+        if not hasattr(self, "_all"):
+            self._all = load_split(self.task.cfg.data, "val").items
+        return self._all
+
+
+# ----------------------------------------------------------------------------- the two tables
+
+def ablation_rows(args, ev: Evaluator) -> list[dict]:
+    """Table A for one model: greedy and beam on --limit images; greedy and best-of-100 (T=1.5) on
+    --sample-limit images (the same images, so the sampling column is compared like for like)."""
+    rows = [ev.row("greedy", method="greedy"), ev.row(f"beam {args.beam}", method="beam", beam_size=args.beam)]
+    ns = args.sample_limit
+    if ns and ns < len(ev.items):
+        rows.append(ev.row("greedy", ns, method="greedy"))
+    rows.append(ev.row("best-of-100, T=1.5", ns, method="sample", n=100, temperature=1.5))
+    return rows
+
+
+def generation_rows(args, ev: Evaluator) -> list[dict]:
+    """Table B: beam widths on --limit images, best-of-N sampling on --sample-limit images."""
+    rows = [ev.row(f"beam {k}", method="beam", beam_size=k) for k in (1, 2, 3, 5, 10)]
+    ns = args.sample_limit
+    if ns and ns < len(ev.items):
+        rows.append(ev.row("greedy (same images)", ns, method="greedy"))
+    for n in (1, 10, 25, 100):
+        rows.append(ev.row(f"sample N={n}, T=2", ns, method="sample", n=n, temperature=2.0))
+    for t in (1.0, 1.5):
+        rows.append(ev.row(f"sample N=100, T={t:g}", ns, method="sample", n=100, temperature=t))
+    return rows
+
+
+def fmt_row(name: str, r: dict) -> str:
+    s, st = r["scores"], r["stats"]
+    cells = [name, r["label"], str(r["images"])]
+    cells += [f"{s[k]:.3f}" if k in s else "-" for k in SCORE_KEYS]
+    cells += [f"{100 * st['in_training']:.1f}%", f"{100 * st['unique_captions']:.1f}%",
+              f"{st['vocab_generated']:.0f}", f"{100 * st['vocab_coverage']:.1f}%", f"{st['avg_length']:.1f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = ("| model | decoding | images | BLEU-1 | BLEU-4 | METEOR | ROUGE-L | CIDEr-D | verbatim from train "
+          "| unique | vocab used | ref-vocab coverage | words |\n" + "|---" * 13 + "|")
+
+
+def markdown(args, result: dict) -> str:
+    lines = ["# LRCN captioning tables at Flickr8k scale (dev split)", "",
+             "Made by `eval/flickr8k_tables.py`; do not edit by hand. Official pycocoevalcap scorers "
+             "(BLEU, METEOR, ROUGE-L, CIDEr-D) on the official Flickr8k **dev** split (the test images are "
+             "withheld here), frozen ImageNet MobileNetV2 features. `verbatim from train`: share of generated "
+             "captions that occur word for word among the training captions; `vocab used`: distinct words "
+             "generated; `ref-vocab coverage`: share of the dev references' vocabulary ever generated.", "",
+             "Command:", "", "```", result["command"], "```", ""]
+    lines += ["## Training", "", "| model | recipe | checkpoint | epochs (best) | best dev CIDEr-D (greedy, fast) "
+              "| train wall | train CPU | command |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in result["models"].items():
+        hist = m.get("history", [])
+        best = max(hist, key=lambda h: h["val_CIDEr"]) if hist else {}
+        wall = f"{m['train_wall_s'] / 60:.1f} min" if m.get("train_wall_s") else "reused"
+        cpu = f"{m['train_cpu_s'] / 60:.1f} min" if m.get("train_cpu_s") else "-"
+        lines.append(f"| {name} | `{m['recipe']}` | `{m['checkpoint']}` | {len(hist)} ({best.get('epoch', '-')}) | "
+                     f"{best.get('val_CIDEr', float('nan')):.3f} | {wall} | {cpu} | "
+                     f"`{m.get('train_command', 'captionkit train ' + m['recipe'])}` |")
+    lines += ["", "## Table A: architecture ablation (LRCN Table 5 style)", "", HEADER]
+    for name, m in result["models"].items():
+        lines += [fmt_row(name, r) for r in m["ablation"]]
+    if result.get("generation"):
+        g = result["generation"]
+        lines += ["", f"## Table B: generation strategies, {g['model']} (LRCN Table 6 style)", "",
+                  "T is LRCN's inverse temperature: samples are drawn from softmax(T * logits); best-of-N keeps "
+                  "the most probable of N samples (sampling seed 0).", "", HEADER]
+        lines += [fmt_row(g["model"], r) for r in g["rows"]]
+    lines += ["", "## Row commands", "", "Each row equals one `captionkit evaluate` run:", "", "```"]
+    seen = set()
+    for rows in [m["ablation"] for m in result["models"].values()] + [result.get("generation", {}).get("rows", [])]:
+        for r in rows:
+            if r["command"] not in seen:
+                seen.add(r["command"])
+                lines.append(r["command"])
+    lines += ["```", ""]
+    if result.get("notes"):
+        lines += ["## Findings", ""] + [f"- {n}" for n in result["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise SystemExit(f"unknown model {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+    t0 = time.time()
+    result: dict = {"command": shlex.join(["python", "eval/flickr8k_tables.py"] + sys.argv[1:]),
+                    "limit": args.limit, "sample_limit": args.sample_limit, "models": {}}
+    for name in names:
+        info = ensure_trained(args, name, RECIPES[name])
+        info["history"] = train_history(info["checkpoint"])
+        print(f"[{name}] scoring {info['checkpoint']}", flush=True)
+        ev = Evaluator(args, info["checkpoint"])
+        info["ablation"] = ablation_rows(args, ev)
+        result["models"][name] = info
+        if name == "LRCN-2f" and not args.skip_generation:
+            result["generation"] = {"model": name, "rows": generation_rows(args, ev)}
+    prev = Path(args.json)
+    if prev.exists():  # keep hand-written findings across reruns
+        result["notes"] = json.loads(prev.read_text()).get("notes", [])
+    result["seconds"] = round(time.time() - t0, 1)
+    prev.parent.mkdir(parents=True, exist_ok=True)
+    prev.write_text(json.dumps(result, indent=2))
+    Path(args.md).write_text(markdown(args, result))
+    print(f"wrote {args.md} and {args.json} ({result['seconds'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
