@@ -65,13 +65,17 @@ def fit_cca_path(x: Tensor, y: Tensor, regs: list[float], dim: int | None = None
     ey, vy = torch.linalg.eigh(cyy)
     sx, sy = ex.clamp(min=0).mean(), ey.clamp(min=0).mean()
     k = min(x.size(1), y.size(1), dim or 10**9)
+    # C^{-1/2} = V diag((lambda + r)^{-1/2}) V^T. We never form C_yy^{-1/2} (Dy x Dy, expensive for
+    # 5k-20k-d Fisher vectors): svd(C_xx^{-1/2} C_xy V_y diag(d_y)) = U S W^T gives the same U, S as
+    # svd(C_xx^{-1/2} C_xy C_yy^{-1/2}) and right vectors V_y W, so w_y = V_y diag(d_y) W.
+    cxy_vy = cxy @ vy  # (Dx, Dy), once for all regs
     out = []
     for reg in regs:
-        # C^{-1/2} = V diag((lambda + r)^{-1/2}) V^T, with r the regulariser
-        ix = (vx * (ex.clamp(min=0) + reg * sx).rsqrt()) @ vx.T  # (Dx, Dx)
-        iy = (vy * (ey.clamp(min=0) + reg * sy).rsqrt()) @ vy.T  # (Dy, Dy)
-        u, s, vh = torch.linalg.svd(ix @ cxy @ iy, full_matrices=False)
-        out.append(CCA(mx, my, ix @ u[:, :k], iy @ vh[:k].T, s[:k], reg))
+        dx = (ex.clamp(min=0) + reg * sx).rsqrt()  # (Dx,)
+        dy = (ey.clamp(min=0) + reg * sy).rsqrt()  # (Dy,)
+        ix = (vx * dx) @ vx.T  # (Dx, Dx)
+        u, s, wh = torch.linalg.svd(ix @ cxy_vy * dy, full_matrices=False)  # (Dx, r), (r,), (r, Dy)
+        out.append(CCA(mx, my, ix @ u[:, :k], vy @ (dy.unsqueeze(1) * wh[:k].T), s[:k], reg))
     return out
 
 

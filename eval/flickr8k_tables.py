@@ -287,8 +287,75 @@ def markdown(args, result: dict) -> str:
                 lines.append(r["command"])
     lines += ["```", ""]
     if result.get("notes"):
-        lines += ["## Findings", ""] + [f"- {n}" for n in result["notes"]] + [""]
+        lines += ["## LRCN's findings, checked (computed by the script from the rows above)", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _find(rows: list[dict], label: str, images: int | None = None) -> dict | None:
+    for r in rows:
+        if r["label"] == label and (images is None or r["images"] == images):
+            return r
+    return None
+
+
+def _cmp(metric: str, a: dict, b: dict) -> str:
+    return f"{metric} {a['scores'][metric]:.3f} vs {b['scores'][metric]:.3f}"
+
+
+def findings(result: dict, beam: int) -> list[str]:
+    """LRCN's claims checked against the measured rows: one sentence each, 'held' or 'did not hold'."""
+    out, models = [], result["models"]
+
+    def verdict(ok: bool) -> str:
+        return "**held**" if ok else "**did not hold**"
+
+    def both(a: dict, b: dict) -> str:
+        return f"{_cmp('CIDEr', a, b)}, {_cmp('Bleu_4', a, b)}"
+
+    if "LRCN-2f" in models and "RNN-2f" in models:
+        for label in ("greedy", f"beam {beam}"):
+            a, b = _find(models["LRCN-2f"]["ablation"], label), _find(models["RNN-2f"]["ablation"], label)
+            out.append(f"LSTM > RNN (2f, {label}): {verdict(a['scores']['CIDEr'] > b['scores']['CIDEr'])} "
+                       f"({both(a, b)}).")
+    arch = [n for n in ("LRCN-1u", "LRCN-2u", "LRCN-2f") if n in models]
+    if len(arch) > 1:
+        for label in ("greedy", f"beam {beam}"):
+            rows = {n: _find(models[n]["ablation"], label) for n in arch}
+            order = sorted(arch, key=lambda n: -rows[n]["scores"]["CIDEr"])
+            ok = order[0] == "LRCN-2f"
+            out.append(f"LRCN-2f best of {'/'.join(arch)} ({label}, CIDEr-D): {verdict(ok)}; order "
+                       + " > ".join(f"{n} {rows[n]['scores']['CIDEr']:.3f}" for n in order)
+                       + " (BLEU-4 " + ", ".join(f"{n} {rows[n]['scores']['Bleu_4']:.3f}" for n in arch) + ").")
+    for name, m in models.items():
+        g = [r for r in m["ablation"] if r["label"] == "greedy"][-1]  # greedy on the sampling images
+        s = _find(m["ablation"], "best-of-100, T=1.5")
+        b = _find(m["ablation"], f"beam {beam}")
+        g_all = _find(m["ablation"], "greedy")
+        out.append(f"{name}: beam {beam} > greedy {verdict(b['scores']['CIDEr'] > g_all['scores']['CIDEr'])} "
+                   f"({both(b, g_all)}); best-of-100 at T=1.5 > greedy "
+                   f"{verdict(s['scores']['CIDEr'] > g['scores']['CIDEr'])} ({both(s, g)}, {s['images']} images).")
+    gen = result.get("generation")
+    if gen:
+        rows = gen["rows"]
+        beams = {k: _find(rows, f"beam {k}") for k in (1, 2, 3, 5, 10)}
+        best_k = max(beams, key=lambda k: beams[k]["scores"]["CIDEr"])
+        mid = max((beams[3], beams[5]), key=lambda r: r["scores"]["CIDEr"])
+        out.append(f"Beam 3-5 beats greedy: {verdict(mid['scores']['CIDEr'] > beams[1]['scores']['CIDEr'])} "
+                   f"({mid['label']}: {both(mid, beams[1])}); widest is not best: "
+                   f"{verdict(best_k < 10)} (best width {best_k}, beam 10 CIDEr-D "
+                   f"{beams[10]['scores']['CIDEr']:.3f}).")
+        temps = {t: _find(rows, f"sample N=100, T={t:g}") for t in (1.0, 1.5, 2.0)}
+        temps[2.0] = temps[2.0] or _find(rows, "sample N=100, T=2")
+        best_t = max(temps, key=lambda t: temps[t]["scores"]["CIDEr"])
+        out.append(f"T = 1.5 best for best-of-100: {verdict(best_t == 1.5)} (CIDEr-D "
+                   + ", ".join(f"T={t:g} {temps[t]['scores']['CIDEr']:.3f}" for t in temps) + ").")
+        ns = {n: _find(rows, f"sample N={n}, T=2") for n in (1, 10, 25, 100)}
+        out.append("More samples help (T=2, CIDEr-D): " + ", ".join(
+            f"N={n} {ns[n]['scores']['CIDEr']:.3f}" for n in ns) + "; verbatim-from-training share "
+            + ", ".join(f"N={n} {100 * ns[n]['stats']['in_training']:.0f}%" for n in ns)
+            + f" vs beam {best_k} {100 * beams[best_k]['stats']['in_training']:.0f}% and greedy "
+            f"{100 * beams[1]['stats']['in_training']:.0f}% (LRCN: beam search copies training captions more).")
+    return out
 
 
 def main(argv=None) -> int:
@@ -311,9 +378,8 @@ def main(argv=None) -> int:
         result["models"][name] = info
         if name == "LRCN-2f" and not args.skip_generation:
             result["generation"] = {"model": name, "rows": generation_rows(args, ev)}
+    result["notes"] = findings(result, args.beam)
     prev = Path(args.json)
-    if prev.exists():  # keep hand-written findings across reruns
-        result["notes"] = json.loads(prev.read_text()).get("notes", [])
     result["seconds"] = round(time.time() - t0, 1)
     prev.parent.mkdir(parents=True, exist_ok=True)
     prev.write_text(json.dumps(result, indent=2))

@@ -1,0 +1,120 @@
+"""Image encoders: local (partial) weight files, frozen/fine-tuned, the feature cache, bad images."""
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from captionkit.encoders import EncoderConfig, build_image_encoder
+from captionkit.errors import UserError
+from captionkit.features import FeatureCache, extract_features, load_image
+
+
+@pytest.fixture(scope="module")
+def mobilenet_features_file(tmp_path_factory):
+    """A features-only MobileNetV2 state dict (like ../shared/data/weights), made here."""
+    torch.manual_seed(0)
+    full = torchvision.models.mobilenet_v2(weights=None).state_dict()
+    path = tmp_path_factory.mktemp("w") / "mnv2_features.pth"
+    torch.save({k: v for k, v in full.items() if not k.startswith("classifier")}, path)
+    return path, full
+
+
+def test_partial_state_dict_loads_and_reports_missing_keys(mobilenet_features_file):
+    path, full = mobilenet_features_file
+    enc = build_image_encoder(EncoderConfig(name="mobilenet_v2", weights=str(path), image_size=64))
+    assert "missing (unused by the encoder): classifier.1.weight, classifier.1.bias" in enc.report
+    assert enc.out_dim == 1280 and enc.frozen
+    first = enc.net[0][0][0].weight  # features.0.0 conv
+    torch.testing.assert_close(first, full["features.0.0.weight"])
+    assert enc(torch.randn(2, 3, 64, 64)).shape == (2, 1280)
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_weights_errors(tmp_path, mobilenet_features_file):
+    path, _ = mobilenet_features_file
+    with pytest.raises(UserError, match="no key of torchvision's resnet18 layout"):
+        build_image_encoder(EncoderConfig(name="resnet18", weights=str(path)))
+    wrong = path.parent / "wrong_width.pth"
+    torch.save(torchvision.models.mobilenet_v2(weights=None, width_mult=0.5).state_dict(), wrong)
+    with pytest.raises(UserError, match="shape mismatch"):
+        build_image_encoder(EncoderConfig(name="mobilenet_v2", weights=str(wrong)))
+    with pytest.raises(UserError, match="file not found"):
+        build_image_encoder(EncoderConfig(name="resnet18", weights=str(tmp_path / "nope.pth")))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00junk")
+    with pytest.raises(UserError, match="not a readable state dict"):
+        build_image_encoder(EncoderConfig(name="resnet18", weights=str(junk)))
+
+
+@pytest.mark.parametrize("name, dim", [("alexnet", 4096), ("resnet18", 512), ("mobilenet_v2", 1280)])
+def test_backbones_output_fc_level_features(name, dim):
+    enc = build_image_encoder(EncoderConfig(name=name, image_size=64 if name != "alexnet" else 96))
+    assert enc.out_dim == dim
+    assert enc(torch.randn(1, 3, enc.cfg.image_size, enc.cfg.image_size)).shape == (1, dim)
+
+
+def test_finetune_trains_the_cnn():
+    enc = build_image_encoder(EncoderConfig(name="tiny", finetune=True, image_size=32))
+    assert all(p.requires_grad for p in enc.parameters()) and not enc.frozen
+
+
+def _images(tmp_path, n):
+    paths = {}
+    for i in range(n):
+        p = tmp_path / f"img{i}.png"
+        Image.new("RGB", (40, 30), (i * 20, 0, 0)).save(p)
+        paths[f"id{i}"] = p
+    return paths
+
+
+class Counting(torch.nn.Module):
+    def __init__(self, enc):
+        super().__init__()
+        self.enc, self.calls, self.identity = enc, 0, enc.identity
+
+    def preprocess(self, img):
+        return self.enc.preprocess(img)
+
+    def forward(self, x):
+        self.calls += x.size(0)
+        return self.enc(x)
+
+
+def test_feature_cache_never_reruns_the_cnn(tmp_path):
+    paths = _images(tmp_path, 5)
+    enc = Counting(build_image_encoder(EncoderConfig(name="tiny", image_size=32)))
+    load = lambda i: load_image(paths[i])  # noqa: E731
+    first, _ = extract_features(enc, list(paths), load, tmp_path / "cache", batch_size=2)
+    assert enc.calls == 5
+    again, _ = extract_features(enc, list(paths), load, tmp_path / "cache", batch_size=2)
+    assert enc.calls == 5  # epochs 2..N: no CNN
+    for k in paths:
+        torch.testing.assert_close(first[k], again[k])
+    # a different encoder identity gets its own cache entry
+    other = Counting(build_image_encoder(EncoderConfig(name="tiny", image_size=48)))
+    extract_features(other, list(paths), load, tmp_path / "cache")
+    assert other.calls == 5
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_interrupted_extraction_resumes(tmp_path):
+    paths = _images(tmp_path, 6)
+    enc = Counting(build_image_encoder(EncoderConfig(name="tiny", image_size=32)))
+    load = lambda i: load_image(paths[i])  # noqa: E731
+    extract_features(enc, ["id0", "id1", "id2"], load, tmp_path / "c", batch_size=3)  # "interrupted"
+    extract_features(enc, list(paths), load, tmp_path / "c", batch_size=3)
+    assert enc.calls == 6
+    assert set(FeatureCache(tmp_path / "c", enc.identity).feats) == set(paths)
+
+
+def test_bad_images_name_the_file_or_are_skipped_and_counted(tmp_path):
+    paths = _images(tmp_path, 3)
+    (tmp_path / "img1.png").write_bytes(b"not a png")
+    enc = build_image_encoder(EncoderConfig(name="tiny", image_size=32))
+    load = lambda i: load_image(paths[i])  # noqa: E731
+    with pytest.raises(UserError, match=r"corrupt or unreadable image: .*img1.png"):
+        extract_features(enc, list(paths), load, None)
+    feats, skipped = extract_features(enc, list(paths), load, None, skip_bad=True)
+    assert skipped == ["id1"] and set(feats) == {"id0", "id2"}
+    with pytest.raises(UserError, match="image not found"):
+        load_image(tmp_path / "missing.jpg")
