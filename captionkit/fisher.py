@@ -190,7 +190,12 @@ def fisher_vectors_batch(model: SentenceLM, x, lengths, y=None, coords: torch.Te
     if coords is None:
         return torch.einsum("bto,bth->boh", g, h1).flatten(1)  # (B, O * (H + 1))
     rows, cols = coords // h1.size(-1), coords % h1.size(-1)  # (K,) each
-    return (g[..., rows] * h1[..., cols]).sum(1)  # (B, K): only the sampled entries of sum_t g_t h1_t^T
+    # gather whole rows of feature-major copies (contiguous blocks) rather than strided last-dim picks
+    B, T = h1.shape[:2]
+    gT = g.reshape(B * T, -1).T.contiguous()  # (O, B*T)
+    hT = h1.reshape(B * T, -1).T.contiguous()  # (H + 1, B*T)
+    prod = gT[rows] * hT[cols]  # (K, B*T): g_t[r_k] h1_t[c_k] for every step
+    return prod.view(-1, B, T).sum(2).T  # (B, K): only the sampled entries of sum_t g_t h1_t^T
 
 
 def fisher_vectors(model: SentenceLM, seqs: list[torch.Tensor], targets: list[torch.Tensor] | None = None,

@@ -133,3 +133,19 @@ def test_ddp_two_cpu_processes_equal_one_process(tmp_path):
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
     assert b["history"][0]["train_loss"] == pytest.approx(a["history"][0]["train_loss"], rel=1e-5)
+
+
+def test_grouped_captions_give_the_same_loss_as_pairs(tmp_path):
+    """data.group_captions encodes each image once; the loss equals the one over (image, caption) pairs."""
+    recipe = tiny_caption_recipe(tmp_path / "g", data={"synth_train": 4})
+    pairs = load_task(data=recipe)
+    pairs.setup()
+    grouped = load_task(data=tiny_caption_recipe(tmp_path / "g", data={"synth_train": 4, "group_captions": True}))
+    grouped.setup()
+    model = pairs.build_model().eval()
+    a = pairs.collate([pairs.train_dataset()[i] for i in range(len(pairs.train_dataset()))])
+    b = grouped.collate([grouped.train_dataset()[i] for i in range(len(grouped.train_dataset()))])
+    assert b["visual"].size(0) == 4 and a["visual"].size(0) == b["inp"].size(0) == 20
+    (la, na), (lb, nb) = pairs.loss(model, a, "cpu"), grouped.loss(model, b, "cpu")
+    assert int(na) == int(nb)
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)

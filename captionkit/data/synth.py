@@ -8,6 +8,8 @@ template. Everything is a pure function of (seed, split, index): no files, no do
 
 This is the default data of ``captionkit demo`` and of the tests. ``write_coco`` writes a split as
 PNG files plus a COCO caption annotation file, so the real-format loaders can be exercised too.
+Synthetic *videos* (order-dependent activity classes, written as real .avi files in the UCF101
+layout) live in ``synth_video`` and are re-exported here: ``write_synth_videos``, ``SynthVideoSpec``.
 """
 from __future__ import annotations
 
@@ -143,3 +145,6 @@ def write_coco(out_dir: str | Path, split: str, n: int, seed: int = 0, size: int
     path = out / f"captions_{split}.json"
     path.write_text(json.dumps({"images": images, "annotations": anns}))
     return path
+
+
+from .synth_video import SynthVideoSpec, write_synth_videos  # noqa: E402,F401  (re-export)

@@ -42,12 +42,16 @@ class Captioner(nn.Module):
                 return self.encoder(images)
         return self.encoder(images)
 
-    def forward(self, visual: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """CNN features (B, D) or images (B, 3, S, S), and tokens (B, T) (BOS first) -> logits (B, T, V).
+    def forward(self, visual: torch.Tensor, tokens: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """CNN features (N, D) or images (N, 3, S, S), tokens (B, T) (BOS first) -> logits (B, T, V).
 
-        Images go through the encoder inside ``forward`` so that DDP sees every parameter used.
+        ``index`` (B,) says which image each caption belongs to (default: N == B, one each), so an
+        image with five captions is encoded once. Images are encoded inside ``forward`` so that DDP
+        sees every parameter used.
         """
-        feats = self.encode(visual) if visual.dim() == 4 else visual
+        feats = self.encode(visual) if visual.dim() == 4 else visual  # (N, D)
+        if index is not None:
+            feats = feats.index_select(0, index)  # (B, D)
         return self.core(tokens, self.visual(feats))
 
     def init_state(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:

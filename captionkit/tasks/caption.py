@@ -36,25 +36,29 @@ class CaptionConfig:
 
 
 class PairDataset(Dataset):
-    """(image, caption) pairs: item -> (visual, caption ids); visual = cached feature or image tensor."""
+    """Training items: (visual, [caption ids, ...]); visual = cached feature or image tensor.
 
-    def __init__(self, source: ImageSource, pairs: list[tuple[int, list[int]]], feats: torch.Tensor | None,
-                 preprocess):
-        self.source, self.pairs, self.feats, self.preprocess = source, pairs, feats, preprocess
+    One caption per item (image, caption pairs), or all of an image's captions per item when
+    ``data.group_captions`` is set, so that a fine-tuned CNN encodes each image once per batch.
+    """
+
+    def __init__(self, source: ImageSource, items: list[tuple[int, list[list[int]]]],
+                 feats: torch.Tensor | None, preprocess):
+        self.source, self.items, self.feats, self.preprocess = source, items, feats, preprocess
         self.memo: dict[int, torch.Tensor] = {}  # synthetic images: rendered and preprocessed once
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.items)
 
     def __getitem__(self, i):
-        img, ids = self.pairs[i]
+        img, caps = self.items[i]
         if self.feats is not None:
-            return self.feats[img], ids
+            return self.feats[img], caps
         if not self.source.synthetic:
-            return self.preprocess(self.source.image(img)), ids
+            return self.preprocess(self.source.image(img)), caps
         if img not in self.memo:
             self.memo[img] = self.preprocess(self.source.image(img))
-        return self.memo[img], ids
+        return self.memo[img], caps
 
 
 def pad_captions(ids: list[list[int]], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,15 +109,17 @@ class CaptionTask(Task):
         if enc.frozen:
             self.train_feats, self.val_feats = self._features(self.train_src, rank, world), \
                 self._features(self.val_src, rank, world)
-        pairs = []
+        items = []
         for i, item in enumerate(self.train_src.items):
-            for cap in item.captions[:d.captions_per_image or None]:
-                ids = self.vocab.encode(cap)[:d.max_len]
-                if ids:
-                    pairs.append((i, ids))
-        if not pairs:
+            caps = [self.vocab.encode(c)[:d.max_len] for c in item.captions[:d.captions_per_image or None]]
+            caps = [ids for ids in caps if ids]
+            if d.group_captions and caps:
+                items.append((i, caps))
+            else:
+                items += [(i, [ids]) for ids in caps]
+        if not items:
             raise UserError("no training captions: check data.source and its files")
-        self.train_set = PairDataset(self.train_src, pairs, self.train_feats, enc.preprocess)
+        self.train_set = PairDataset(self.train_src, items, self.train_feats, enc.preprocess)
 
     def _features(self, src: ImageSource, rank: int, world: int) -> torch.Tensor:
         """(N, D) features of a split's images, through the on-disk cache (rank 0 extracts first)."""
@@ -132,9 +138,11 @@ class CaptionTask(Task):
         return self.train_set
 
     def collate(self, items):
-        visual = torch.stack([v for v, _ in items])  # (B, D) or (B, 3, S, S)
-        inp, tgt = pad_captions([ids for _, ids in items], self.vocab)
-        return {"visual": visual, "inp": inp, "tgt": tgt}
+        visual = torch.stack([v for v, _ in items])  # (B_img, D) or (B_img, 3, S, S)
+        caps = [ids for _, group in items for ids in group]
+        index = torch.tensor([b for b, (_, group) in enumerate(items) for _ in group])  # (B_cap,)
+        inp, tgt = pad_captions(caps, self.vocab)  # (B_cap, T) each
+        return {"visual": visual, "index": index, "inp": inp, "tgt": tgt}
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> Captioner:
@@ -153,7 +161,7 @@ class CaptionTask(Task):
 
     def loss(self, model, batch, device):
         tgt = batch["tgt"].to(device)
-        logits = model(batch["visual"].to(device), batch["inp"].to(device))  # (B, T, V)
+        logits = model(batch["visual"].to(device), batch["inp"].to(device), batch["index"].to(device))
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=self.vocab.pad,
                                reduction="sum", label_smoothing=self.cfg.train.label_smoothing)
         return loss, (tgt != self.vocab.pad).sum()

@@ -38,6 +38,8 @@ class CaptionDataConfig:
     val_limit: int = 0          # validate on the first N images only (0 = all)
     train_limit: int = 0        # train on the first N images only (0 = all)
     captions_per_image: int = 0  # train on the first N captions of each image only (0 = all)
+    group_captions: bool = False  # a training item = one image with all its captions: the CNN runs
+                                  # once per image (fine-tuning); train.batch_size then counts images
     synth_train: int = 4000
     synth_val: int = 250
     synth_test: int = 250
