@@ -55,7 +55,9 @@ def _nonnegative_float(text: str) -> float:
 
 def add_decode_args(parser: argparse.ArgumentParser) -> None:
     """Add the decoding options to ``parser`` (the seed is stored as ``args.decode_seed``)."""
-    group = parser.add_argument_group("decoding (LRCN Table 6)")
+    group = parser.add_argument_group(
+        "decoding (LRCN Table 6)", "options not given keep the checkpoint's or recipe's decode settings "
+        "(built-in: greedy, --max-len 20, --temperature 1.5, --seed 0)")
     method = group.add_mutually_exclusive_group()
     method.add_argument("--greedy", action="store_true", help="greedy (argmax) decoding")
     method.add_argument("--beam", type=_positive_int, metavar="K",
@@ -64,15 +66,15 @@ def add_decode_args(parser: argparse.ArgumentParser) -> None:
                         help="draw N samples per input and keep the most probable under the model")
     group.add_argument("--temperature", type=_positive_float, metavar="T",
                        help="inverse temperature of --sample: draws from softmax(T * logits); "
-                            "T > 1 is greedier, inf is greedy (default 1.5, the paper's best)")
+                            "T > 1 is greedier, inf is greedy (1.5 was the paper's best)")
     group.add_argument("--max-len", type=_positive_int, metavar="L",
-                       help="generate at most L tokens, EOS included (default 20)")
+                       help="generate at most L tokens, EOS included")
     group.add_argument("--nbest", type=_positive_int, metavar="M",
                        help="hypotheses per input, best first (<= K for --beam, <= N for --sample)")
     group.add_argument("--length-norm", type=_nonnegative_float, metavar="A",
-                       help="rank beams by logp / len**A (default 0 = off, as in the paper)")
+                       help="rank beams by logp / len**A (0 = off, as in the paper)")
     group.add_argument("--seed", dest="decode_seed", type=int, metavar="S",
-                       help="seed of the sampling generator (default 0)")
+                       help="seed of the sampling generator")
 
 
 def decode_config_from_args(args: argparse.Namespace, default: DecodeConfig | None = None

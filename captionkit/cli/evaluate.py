@@ -28,6 +28,10 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--fuse-with", default=None, metavar="CKPT",
+                   help="activity: late-fuse with the other modality's checkpoint (LRCN Table 1)")
+    p.add_argument("--rgb-weight", type=float, default=0.5,
+                   help="activity fusion: weight of the RGB model (0.5 or 1/3 in the paper)")
     add_decode_args(p)
     p.set_defaults(run=run)
 

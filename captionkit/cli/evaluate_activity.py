@@ -78,8 +78,13 @@ def run_activity_eval(args, checkpoint_dict: dict) -> int:
     videos = train if args.split == "train" else test
     videos = videos[:args.limit] if args.limit else videos
     with torch.no_grad():
-        probs = predict_videos(model, [v.path for v in videos], task.cfg.data, task.cfg.encoder.image_size,
-                               device, desc=f"evaluate {args.split}")
+        if getattr(args, "fuse_with", None):  # late fusion of an RGB and a flow model (LRCN Table 1)
+            from .classify import video_probabilities
+            _, probs = video_probabilities([v.path for v in videos], args.checkpoint, args.fuse_with,
+                                           args.rgb_weight, device)
+        else:
+            probs = predict_videos(model, [v.path for v in videos], task.cfg.data,
+                                   task.cfg.encoder.image_size, device, desc=f"evaluate {args.split}")
     labels = torch.tensor([v.label for v in videos])
     names = task.classes
     metrics = video_metrics(probs, labels, len(names))
@@ -89,7 +94,8 @@ def run_activity_eval(args, checkpoint_dict: dict) -> int:
     cm = confusion_matrix(probs.argmax(1), labels, len(names))
     per_class = {names[k]: float(cm[k, k] / cm[k].sum()) for k in range(len(names)) if cm[k].sum()}
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
-    tag = args.tag or f"{args.split}_{task.cfg.data.modality}"
+    fused = f"_fused{args.rgb_weight:.2f}" if getattr(args, "fuse_with", None) else ""
+    tag = args.tag or f"{args.split}_{task.cfg.data.modality}{fused}"
     png = draw_confusion(cm, names, out / f"{tag}_confusion.png")
     scores = {"checkpoint": str(args.checkpoint), "split": args.split, "videos": len(videos), **metrics,
               "per_class_accuracy": per_class, "confusion": cm.tolist(), "classes": names,
