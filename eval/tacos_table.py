@@ -106,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         hyps = [h[0][0] for h in describe_segments(model, labels, probs, task.vocab, decode_cfg)]
         results[arch] = score(hyps, test, lambda s, v=task.vocab: " ".join(v.words(s)))
         results[arch]["examples"] = hyps[:5]
+        results[arch]["distinct_sentences"] = len(set(hyps))   # low = the tuple is being ignored
+        results[arch]["best_val_BLEU4"] = checkpoint.load(best)["best"]
         print(f"{ROWS[arch]}: BLEU-4 {results[arch]['BLEU4_sacrebleu']:.2f}", flush=True)
     vocab = Vocab.build((s for seg in train.segments for s in seg.sentences), 2)
     norm = lambda s: " ".join(vocab.words(s))  # noqa: E731
-    results["smt"] = score(smt_baseline(train, test, norm), test, norm)
+    smt = smt_baseline(train, test, norm)
+    results["smt"] = score(smt, test, norm) | {"distinct_sentences": len(set(smt))}
     rows = [("smt", "SMT-like: most frequent training sentence for the predicted tuple")] + \
            [(a, ROWS[a]) for a in args.archs]
     lines = ["| model | BLEU-4 (sacrebleu) | paper BLEU-4 | BLEU-4 (coco) | METEOR | ROUGE-L | CIDEr |",

@@ -1,24 +1,16 @@
-"""`captionkit score` end to end on small files (add_parser on our own parser)."""
-import argparse
+"""`captionkit score` end to end on small files, through the real CLI entry point."""
 import json
 
 import pytest
 
-from captionkit.cli import score
-from captionkit.errors import UserError
+from captionkit.cli import main
 
 from _metrics_helpers import REFS, RES
 
 
 def _main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="captionkit")
-    score.add_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"error: {e}")
-        return 2
+    """The real entry point (captionkit.cli.main); its one-line errors go to stderr."""
+    return main(argv)
 
 
 @pytest.fixture
@@ -58,7 +50,8 @@ def test_missing_and_unknown_ids_exit_2(files, capsys):
     r2 = tmp / "partial.jsonl"
     r2.write_text('{"image_id": 1, "caption": "a man"}\n{"image_id": 77, "caption": "x"}\n')
     assert _main(["score", "--results", str(r2), "--references", str(refs), "--fast"]) == 2
-    assert "not in the references: '77'" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "not in the references: '77'" in err and len(err.strip().splitlines()) == 1
     assert _main(["score", "--results", str(r2), "--references", str(refs), "--fast", "--metrics", "bleu",
                   "--on-unknown", "ignore", "--on-missing", "ignore", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -68,4 +61,4 @@ def test_missing_and_unknown_ids_exit_2(files, capsys):
 def test_bad_metric_name_exit_2(files, capsys):
     refs, res, _ = files
     assert _main(["score", "--results", str(res), "--references", str(refs), "--metrics", "bleu,cidr"]) == 2
-    assert "cidr" in capsys.readouterr().out
+    assert "cidr" in capsys.readouterr().err

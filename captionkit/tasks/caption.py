@@ -93,7 +93,9 @@ class CaptionTask(Task):
     def encoder(self):
         if self._encoder is None:
             root = self.cfg.data.root or None
-            self._encoder = build_image_encoder(self.cfg.encoder, None if self.trained else root)
+            # Also when rebuilt from a checkpoint: the weights file fixes the encoder identity, i.e. the
+            # feature-cache key (a relative encoder.weights used to be looked up in the cwd and fail).
+            self._encoder = build_image_encoder(self.cfg.encoder, root)
         return self._encoder
 
     def setup(self, rank: int = 0, world: int = 1) -> None:
