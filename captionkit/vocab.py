@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -92,3 +93,16 @@ class Vocab:
     @classmethod
     def from_json(cls, text: str) -> "Vocab":
         return cls(Tokenizer.from_str(text))
+
+
+def pad_captions(ids: list[list[int]], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption ids -> (inputs [BOS]+ids, targets ids+[EOS]), both (B, T) padded with PAD."""
+    T = max(len(x) for x in ids) + 1
+    inp = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
+    tgt = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
+    for b, x in enumerate(ids):
+        inp[b, 0] = vocab.bos
+        inp[b, 1:len(x) + 1] = torch.tensor(x, dtype=torch.long)
+        tgt[b, :len(x)] = torch.tensor(x, dtype=torch.long)
+        tgt[b, len(x)] = vocab.eos
+    return inp, tgt

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..features import extract_features
 from ..models.captioner import CaptionModelConfig, Captioner
 from ..train import TrainConfig
-from ..vocab import Vocab
+from ..vocab import Vocab, pad_captions
 from .base import Task
 from .caption_data import CaptionDataConfig, ImageSource, load_split
 
@@ -59,19 +59,6 @@ class PairDataset(Dataset):
         if img not in self.memo:
             self.memo[img] = self.preprocess(self.source.image(img))
         return self.memo[img], caps
-
-
-def pad_captions(ids: list[list[int]], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption ids -> (inputs [BOS]+ids, targets ids+[EOS]), both (B, T) padded with PAD."""
-    T = max(len(x) for x in ids) + 1
-    inp = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
-    tgt = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
-    for b, x in enumerate(ids):
-        inp[b, 0] = vocab.bos
-        inp[b, 1:len(x) + 1] = torch.tensor(x, dtype=torch.long)
-        tgt[b, :len(x)] = torch.tensor(x, dtype=torch.long)
-        tgt[b, len(x)] = vocab.eos
-    return inp, tgt
 
 
 class CaptionTask(Task):

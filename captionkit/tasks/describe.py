@@ -23,7 +23,7 @@ from ..decoding import DecodeConfig, decode
 from ..errors import UserError
 from ..models.describer import DescriberConfig, build_describer
 from ..train import TrainConfig
-from ..vocab import Vocab
+from ..vocab import Vocab, pad_captions
 from .base import Task
 
 
@@ -67,19 +67,6 @@ def encode_tuples(ts: TupleSet, slots: list[str], labels: dict[str, list[str]]) 
                     probs[n, off + index[s].get(src_lab, index[s][OTHER])] += q
             off += len(labels[s])
     return torch.from_numpy(ids), torch.from_numpy(probs)
-
-
-def pad_captions(ids: list[list[int]], vocab: Vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption ids -> (inputs [BOS]+ids, targets ids+[EOS]), both (B, T) padded with PAD."""
-    T = max(len(x) for x in ids) + 1
-    inp = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
-    tgt = torch.full((len(ids), T), vocab.pad, dtype=torch.long)
-    for b, x in enumerate(ids):
-        inp[b, 0] = vocab.bos
-        inp[b, 1:len(x) + 1] = torch.tensor(x, dtype=torch.long)
-        tgt[b, :len(x)] = torch.tensor(x, dtype=torch.long)
-        tgt[b, len(x)] = vocab.eos
-    return inp, tgt
 
 
 class PairDataset(Dataset):
