@@ -152,13 +152,17 @@ class ImageEncoder(nn.Module):
         return self.net(images)  # (B, 3, S, S) -> (B, D)
 
 
-def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = None) -> ImageEncoder:
-    """Build the encoder; relative weight paths are resolved against ``weights_root`` when given."""
+def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = None,
+                        load_weights: bool = True) -> ImageEncoder:
+    """Build the encoder; relative weight paths are resolved against ``weights_root`` when given.
+
+    ``load_weights=False`` skips ``cfg.weights`` (a checkpoint's state dict will fill the weights).
+    """
     if cfg.name == "tiny":
         return ImageEncoder(cfg, TinyCNN(cfg.image_size), 256, f"tiny:{cfg.image_size}:random")
     model, dim = _backbone(cfg.name)
     report, tag = "random initialisation", "random"
-    if cfg.weights:
+    if cfg.weights and load_weights:
         path = Path(cfg.weights)
         if not path.is_absolute() and weights_root is not None and (Path(weights_root) / path).exists():
             path = Path(weights_root) / path

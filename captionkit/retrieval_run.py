@@ -189,16 +189,33 @@ def run_cca(cfg: RetrieveConfig, img_tr, sent_tr, s2i_tr, img_te, sent_te, s2i_t
     return {"metrics": metrics, "selected": {"reg": reg, "power": power}, "selection": table}
 
 
-def run_lrcn(cfg: RetrieveConfig, img_te, caps_te, s2i_te, log=print) -> dict:
+def load_captioner(path: str, items: list[CaptionItem], cache_dir: str):
+    """A trained captioner checkpoint -> (object with vocab/init_state/step, its CNN features (N, D)).
+
+    The features come from the captioner's OWN encoder (through the feature cache, under the
+    identity recorded at training time), so they always match what it was trained on.
+    """
+    from types import SimpleNamespace
+
+    from . import checkpoint
+    from .features import extract_features, load_image
+    from .tasks import load_trained
+
+    ckpt = checkpoint.load(path)
+    if ckpt["task"] != "caption":
+        raise UserError(f"lrcn.checkpoint {path}: a {ckpt['task']!r} checkpoint, not a captioner")
+    task, model = load_trained(ckpt)
+    files = {it.image_id: it.file for it in items}
+    feats, _ = extract_features(model.encoder, list(files), lambda i: load_image(files[i]), cache_dir, 64)
+    visual = torch.stack([feats[it.image_id] for it in items])  # (N, D)
+    return SimpleNamespace(vocab=task.vocab, init_state=model.init_state, step=model.step), visual
+
+
+def run_lrcn(cfg: RetrieveConfig, img_items, caps_te, s2i_te, log=print) -> dict:
     """Rank by log p(caption | image) under a trained captioner (no CCA, no training here)."""
     if not cfg.lrcn.checkpoint:
         raise UserError("method='lrcn' needs lrcn.checkpoint (a trained captioner checkpoint)")
-    try:
-        from .checkpoint import load_captioner
-    except ImportError:
-        raise UserError("method='lrcn': this captionkit has no checkpoint.load_captioner yet") from None
-    captioner = load_captioner(cfg.lrcn.checkpoint)
-    # NOTE: assumes the captioner was trained on the same frozen encoder's features as cfg.encoder
+    captioner, img_te = load_captioner(cfg.lrcn.checkpoint, img_items, cfg.feature_cache)
     logp = R.likelihood_matrix(captioner, img_te, caps_te, cfg.lrcn.pairs_per_batch, log=log)
     _, lengths = R.encode_captions(captioner.vocab, caps_te)
     metrics = {"annotation": R.retrieval_metrics(R.normalise_likelihood(logp, lengths, cfg.lrcn.normalise),
@@ -218,8 +235,7 @@ def run_experiment(cfg: RetrieveConfig, log=print) -> dict:
     result = {"method": cfg.method, "report_split": cfg.report_split, "images": len(items["report"]),
               "sentences": len(caps_te), "subset": cfg.subset}
     if cfg.method == "lrcn":
-        img_te = image_features(cfg, items["report"], log)
-        result.update(run_lrcn(cfg, img_te, caps_te, s2i_te, log))
+        result.update(run_lrcn(cfg, items["report"], caps_te, s2i_te, log))
     else:
         caps_tr, s2i_tr = flatten(items["train"])
         sent_tr, sent_te, info = sentence_vectors(cfg, caps_tr, caps_te, log)

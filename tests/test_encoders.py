@@ -118,3 +118,32 @@ def test_bad_images_name_the_file_or_are_skipped_and_counted(tmp_path):
     assert skipped == ["id1"] and set(feats) == {"id0", "id2"}
     with pytest.raises(UserError, match="image not found"):
         load_image(tmp_path / "missing.jpg")
+
+
+def test_checkpoint_needs_no_weights_file_and_keeps_its_cache_identity(tmp_path, mobilenet_features_file):
+    """A frozen-encoder captioner trained from a local weights file loads and captions without the
+    file, and its encoder keeps the identity its features were cached under."""
+    import shutil
+
+    from captionkit import checkpoint
+    from captionkit.tasks import load_task, load_trained
+    from captionkit.train import fit
+
+    from conftest import tiny_caption_recipe
+
+    weights = tmp_path / "w.pth"
+    shutil.copy(mobilenet_features_file[0], weights)
+    recipe = tiny_caption_recipe(tmp_path / "run", data={"synth_train": 8, "synth_val": 4},
+                                 encoder={"name": "mobilenet_v2", "weights": str(weights), "image_size": 32,
+                                          "cache_dir": str(tmp_path / "cache")})
+    task = load_task(data=recipe)
+    fit(task)
+    trained_identity = task.encoder().identity
+    assert trained_identity.startswith("mobilenet_v2:32:file:")
+    weights.unlink()  # the user who gets the checkpoint does not have the weights file
+    loaded_task, model = load_trained(checkpoint.load(tmp_path / "run" / "best.pt"))
+    assert model.encoder.identity == trained_identity
+    ckpt = checkpoint.load(tmp_path / "run" / "best.pt")
+    del ckpt["extra"]["encoder_identity"]  # an older checkpoint: identity from the weights themselves
+    _, old = load_trained(ckpt)
+    assert old.encoder.identity.startswith("mobilenet_v2:32:weights:")

@@ -52,4 +52,5 @@ def load_trained(checkpoint: dict, device: torch.device | str = "cpu") -> tuple[
     task = cls(cfg, extra=checkpoint.get("extra"))
     model = task.build_model()
     model.load_state_dict(checkpoint["model"])
+    task.loaded(model)
     return task, model.to(device).eval()

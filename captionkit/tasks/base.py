@@ -61,6 +61,9 @@ class Task(ABC):
         """Adopt a checkpoint's extra state (on --resume: e.g. the vocabulary it was trained with)."""
         self.extra = dict(extra)
 
+    def loaded(self, model: nn.Module) -> None:
+        """Called by ``load_trained`` once a checkpoint's weights are in the model (a hook)."""
+
     def extra_state(self) -> dict:
         """Plain data (str/int/float/list/dict/tensors) needed to rebuild and use the model."""
         return dict(self.extra)

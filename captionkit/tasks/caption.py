@@ -61,6 +61,16 @@ class PairDataset(Dataset):
         return self.memo[img], caps
 
 
+def weights_identity(encoder) -> str:
+    """An encoder identity from its weights (for checkpoints that did not record one)."""
+    import hashlib
+    h = hashlib.sha1()
+    for name, t in sorted(encoder.net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return f"{encoder.cfg.name}:{encoder.cfg.image_size}:weights:{h.hexdigest()[:16]}"
+
+
 class CaptionTask(Task):
     name = "caption"
     config_class = CaptionConfig
@@ -78,11 +88,23 @@ class CaptionTask(Task):
 
     # ------------------------------------------------------------------ data
     def encoder(self):
+        """The image encoder; its ``identity`` is the feature-cache key and must match training's."""
         if self._encoder is None:
             root = self.cfg.data.root or None
-            # Also when rebuilt from a checkpoint: the weights file fixes the encoder identity, i.e. the
-            # feature-cache key (a relative encoder.weights used to be looked up in the cwd and fail).
-            self._encoder = build_image_encoder(self.cfg.encoder, root)
+            known = self.extra.get("encoder_identity", "") if self.trained else ""
+            if known:  # rebuilt from a checkpoint: its weights come from the state dict, no file needed
+                self._encoder = build_image_encoder(self.cfg.encoder, root, load_weights=False)
+                self._encoder.identity = known
+            else:
+                try:
+                    self._encoder = build_image_encoder(self.cfg.encoder, root)
+                except UserError:
+                    if not self.trained:
+                        raise
+                    # an older checkpoint whose weights file is not here: identity from the weights
+                    self._encoder = build_image_encoder(self.cfg.encoder, root, load_weights=False)
+                    self._encoder.identity = ""
+                self.extra["encoder_identity"] = self._encoder.identity
         return self._encoder
 
     def setup(self, rank: int = 0, world: int = 1) -> None:
@@ -138,6 +160,12 @@ class CaptionTask(Task):
         if self.vocab is None:
             raise RuntimeError("CaptionTask.build_model needs the vocabulary: call setup() first")
         return Captioner(self.cfg.model, self.encoder(), len(self.vocab), self.vocab.pad)
+
+    def loaded(self, model: Captioner) -> None:
+        """After a checkpoint's weights are in: an encoder of unknown identity gets its weights' digest."""
+        if not model.encoder.identity:
+            model.encoder.identity = weights_identity(model.encoder)
+            self.extra["encoder_identity"] = model.encoder.identity
 
     def param_groups(self, model, lr: float) -> list[dict]:
         enc = [p for p in model.encoder.parameters() if p.requires_grad]
