@@ -8,6 +8,9 @@ interrupted extraction resumes where it stopped and epochs 2..N never rerun the 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -54,9 +57,9 @@ class FeatureCache:
     def add(self, ids: list[str], feats: torch.Tensor) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "identity.txt").write_text(self.identity + "\n")
-        n = len(list(self.dir.glob("shard_*.pt")))
-        ckpt_io.save_atomic({"ids": list(ids), "feats": feats.float().cpu().contiguous()},
-                            self.dir / f"shard_{n:05d}.pt")
+        # a name no other writer can pick: processes sharing one cache never overwrite each other
+        name = f"shard_{time.time_ns():020d}_{os.getpid()}_{uuid.uuid4().hex[:8]}.pt"
+        ckpt_io.save_atomic({"ids": list(ids), "feats": feats.float().cpu().contiguous()}, self.dir / name)
         for i, fid in enumerate(ids):
             self.feats[fid] = feats[i].float().cpu()
 

@@ -147,3 +147,11 @@ def test_checkpoint_needs_no_weights_file_and_keeps_its_cache_identity(tmp_path,
     del ckpt["extra"]["encoder_identity"]  # an older checkpoint: identity from the weights themselves
     _, old = load_trained(ckpt)
     assert old.encoder.identity.startswith("mobilenet_v2:32:weights:")
+
+
+def test_two_writers_sharing_a_cache_never_overwrite_each_other(tmp_path):
+    enc = build_image_encoder(EncoderConfig(name="tiny", image_size=32))
+    a, b = FeatureCache(tmp_path, enc.identity), FeatureCache(tmp_path, enc.identity)  # both see 0 shards
+    a.add(["x"], torch.ones(1, 4))
+    b.add(["y"], torch.zeros(1, 4))
+    assert set(FeatureCache(tmp_path, enc.identity).feats) == {"x", "y"}

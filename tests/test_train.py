@@ -149,3 +149,11 @@ def test_grouped_captions_give_the_same_loss_as_pairs(tmp_path):
     (la, na), (lb, nb) = pairs.loss(model, a, "cpu"), grouped.loss(model, b, "cpu")
     assert int(na) == int(nb)
     torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+
+
+def test_val_limit_extracts_only_the_validated_images(tmp_path):
+    recipe = tiny_caption_recipe(tmp_path / "v", data={"synth_val": 8, "val_limit": 3},
+                                 encoder={"finetune": False, "cache_dir": str(tmp_path / "cache")})
+    task = load_task(data=recipe)
+    task.setup()
+    assert task.val_feats.size(0) == 3 and len(task.val_src.items) == 3

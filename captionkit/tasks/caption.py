@@ -110,6 +110,8 @@ class CaptionTask(Task):
     def setup(self, rank: int = 0, world: int = 1) -> None:
         d = self.cfg.data
         self.train_src, self.val_src = load_split(d, "train"), load_split(d, "val")
+        if d.val_limit:  # validation uses only these: do not extract features for the rest
+            self.val_src = ImageSource("val", self.val_src.items[:d.val_limit], self.val_src.synthetic)
         if self.vocab is None:
             self.vocab = Vocab.build((c for item in self.train_src.items for c in item.captions), d.min_count)
             self.extra["vocab"] = self.vocab.to_json()
