@@ -270,10 +270,21 @@ def sample_best_of_n(step: StepFn, state: State, *, bos: int, eos: int, max_len:
     2**24 row-word entries) and share the first step. A torch.Generator on the state's device, seeded
     with ``seed``, makes the result reproducible for the same inputs, batch and chunk.
     """
-    check_max_len(max_len)
-    B = check_state(state)
     if not (isinstance(n, int) and n >= 1 and 1 <= nbest <= n):
         raise ValueError(f"need integers n >= 1 and 1 <= nbest <= n, got n={n!r}, nbest={nbest!r}")
+    tokens, score, finished = sample_n(step, state, bos=bos, eos=eos, max_len=max_len, n=n,
+                                       temperature=temperature, seed=seed, chunk=chunk)
+    return _best_samples(tokens, score, finished, nbest)
+
+
+def sample_n(step: StepFn, state: State, *, bos: int, eos: int, max_len: int, n: int,
+             temperature: float, seed: int = 0, chunk: int = 0):
+    """n samples per input, all kept: -> tokens (B, n, L) (PAD after the end; EOS included when
+    finished), logp under the model (B, n) float64, finished (B, n) bool. See ``sample_best_of_n``."""
+    check_max_len(max_len)
+    B = check_state(state)
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"need an integer n >= 1, got n={n!r}")
     if not temperature > 0:  # also rejects NaN
         raise ValueError(f"temperature must be > 0 (inf = greedy), got {temperature}")
     dev = state[0].device
@@ -294,7 +305,7 @@ def sample_best_of_n(step: StepFn, state: State, *, bos: int, eos: int, max_len:
         tokens[:, start:start + m] = out[0].view(B, m, max_len)
         score[:, start:start + m] = out[1].view(B, m)
         finished[:, start:start + m] = out[2].view(B, m)
-    return _best_samples(tokens, score, finished, nbest)
+    return tokens, score, finished
 
 
 def _best_samples(tokens, score, finished, nbest: int) -> list[list[Hypothesis]]:

@@ -30,6 +30,8 @@ class RecurrentConfig:
     hidden: int = 1000      # the paper uses 1000 units per layer
     embed: int = 1000       # word embedding size (the paper embeds words into 1000-d)
     dropout: float = 0.5    # on embeddings, between layers and before the output layer
+    forget_bias: float = 0.0  # LSTM forget-gate bias at initialisation (b_ih + b_hh); 0 = torch's
+                              # uniform init, 1 = the common "remember by default" start
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -65,6 +67,11 @@ class LRCNStack(nn.Module):
             layers = [_unit(cfg.unit, E, H), _unit(cfg.unit, H + D, H)]
         self.layers = nn.ModuleList(layers)
         self.out = nn.Linear(H, vocab_size)
+        if cfg.unit == "lstm" and cfg.forget_bias:
+            with torch.no_grad():  # gate order i, f, g, o: rows [H, 2H) are the forget gate
+                for layer in self.layers:
+                    layer.bias_ih_l0[H:2 * H].fill_(cfg.forget_bias)
+                    layer.bias_hh_l0[H:2 * H].zero_()
 
     @property
     def num_layers(self) -> int:

@@ -52,6 +52,12 @@ class TrainConfig:
     save_every_steps: int = 0       # also checkpoint mid-epoch every N steps; 0 = epoch ends only
     log_every: int = 50
     max_steps_per_epoch: int = 0    # cap steps per epoch (smoke tests); 0 = whole epoch
+    init_from: str = ""             # start from this checkpoint's weights and vocabulary (a fresh
+                                    # optimizer and schedule): a second stage, e.g. self-critical
+                                    # training after cross-entropy; "" = random initialisation
+    bucket: int = 0                 # length bucketing: sort each window of bucket*batch_size shuffled
+                                    # items by length, then shuffle the batches; 0 = off. Less padding,
+                                    # same items per epoch (tasks without lengths ignore it)
     progress: bool = True           # tqdm bars on rank 0
 
     def __post_init__(self) -> None:
@@ -63,6 +69,8 @@ class TrainConfig:
             raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.batch_size <= 0 or self.epochs <= 0 or self.lr <= 0:
             raise ValueError("train.batch_size, train.epochs and train.lr must be positive")
+        if self.bucket < 0:
+            raise ValueError(f"train.bucket must be >= 0, got {self.bucket}")
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -93,23 +101,45 @@ class EpochOrder(torch.utils.data.Sampler):
 
     Global batch b holds perm[b*B:(b+1)*B]; rank r of W takes items [r*B/W, (r+1)*B/W) of it, so a
     W-process step sees exactly the global batch a 1-process step would. ``start`` skips batches.
+    With ``lengths`` and ``bucket`` = k > 0, each window of k*B shuffled items is sorted by length
+    before it is cut into batches and the batches are shuffled: batches of similar lengths (less
+    padding), still every item once per epoch and still a pure function of (seed, epoch).
     """
 
-    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1,
+                 lengths: list[int] | None = None, bucket: int = 0):
         if batch % world:
             raise UserError(f"train.batch_size={batch} must be divisible by the {world} DDP processes")
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"EpochOrder: {len(lengths)} lengths for {n} items")
         self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        self.lengths, self.bucket = (lengths if bucket else None), bucket
         self.epoch, self.start = 0, 0
 
     def steps(self) -> int:
         return max(1, self.n // self.batch)  # the incomplete last batch is dropped
 
-    def __iter__(self):
+    def batches(self) -> list[list[int]]:
+        """This epoch's global batches (the last may be incomplete)."""
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         perm = torch.randperm(self.n, generator=g).tolist()
+        B = self.batch
+        if self.lengths is None:
+            return [perm[i:i + B] for i in range(0, self.n, B)]
+        full = self.steps() * B if self.n >= B else self.n
+        window = self.bucket * B
+        out = []
+        for w in range(0, full, window):  # stable sort: ties keep their shuffled order
+            chunk = sorted(perm[w:min(w + window, full)], key=self.lengths.__getitem__)
+            out += [chunk[i:i + B] for i in range(0, len(chunk), B)]
+        out = [out[i] for i in torch.randperm(len(out), generator=g).tolist()]
+        return out + ([perm[full:]] if full < self.n else [])
+
+    def __iter__(self):
+        batches = self.batches()
         share = self.batch // self.world
         for b in range(self.start, self.steps()):
-            chunk = perm[b * self.batch:(b + 1) * self.batch]
+            chunk = batches[b]
             yield from chunk[self.rank * share:(self.rank + 1) * share] if len(chunk) == self.batch \
                 else chunk[self.rank::self.world]
 
@@ -157,7 +187,8 @@ class Run:
         self.task, self.cfg, self.device, self.rank, self.world = task, cfg, device, rank, world
         self.model = task.build_model().to(device)
         self.opt = build_optimizer(cfg, task.param_groups(self.model, cfg.lr))
-        self.order = EpochOrder(len(task.train_dataset()), cfg.batch_size, cfg.seed, rank, world)
+        self.order = EpochOrder(len(task.train_dataset()), cfg.batch_size, cfg.seed, rank, world,
+                                task.train_lengths() if cfg.bucket else None, cfg.bucket)
         self.sched = build_schedule(cfg, self.opt, self.order.steps())
         self.use_amp, self.amp_dtype = amp_settings(cfg, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
@@ -277,6 +308,15 @@ def _broadcast_stop(stop: bool, run: Run) -> bool:
     return bool(flag.item())
 
 
+def _init_checkpoint(task: Task, cfg: TrainConfig) -> dict:
+    """The checkpoint named by train.init_from (weights only), checked to be of this task."""
+    init = ckpt_io.load(cfg.init_from, map_location="cpu")
+    if init.get("task") != task.name:
+        raise UserError(f"train.init_from={cfg.init_from} is a {init.get('task')!r} checkpoint, "
+                        f"this recipe trains {task.name!r}")
+    return init
+
+
 def fit(task: Task, resume: bool = False) -> dict:
     """Train ``task`` per ``task.cfg.train``; returns a summary (best metric, checkpoint paths)."""
     cfg: TrainConfig = task.cfg.train
@@ -292,10 +332,21 @@ def fit(task: Task, resume: bool = False) -> dict:
         raise UserError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
                         "or set train.out_dir to a new folder")
     state = ckpt_io.load(last, map_location=device) if resume and last.exists() else None
+    init = _init_checkpoint(task, cfg) if state is None and cfg.init_from else None
     if state is not None:
         task.load_extra(state["extra"])  # e.g. the vocabulary: never rebuilt on resume
+    elif init is not None:
+        task.load_extra(init["extra"])   # the starting model's vocabulary
     task.setup(rank, world)
     run = Run(task, cfg, device, rank, world)
+    if init is not None:
+        try:
+            run.model.load_state_dict(init["model"])
+        except RuntimeError as e:
+            raise UserError(f"train.init_from={cfg.init_from}: its weights do not fit this recipe's model "
+                            f"({str(e).splitlines()[0]})") from None
+        if rank == 0:
+            print(f"starting from the weights of {cfg.init_from}", flush=True)
     if state is not None:
         run.restore(state)
         if rank == 0:

@@ -52,3 +52,20 @@ def test_bad_config_values():
         RecurrentConfig(variant="3u")
     with pytest.raises(ValueError, match="unit"):
         RecurrentConfig(unit="gru")
+
+
+@pytest.mark.parametrize("variant", ["1u", "2u", "2f"])
+def test_forget_bias_sets_only_the_forget_gates(variant):
+    """forget_bias=1: every LSTM layer's total forget-gate bias starts at 1; other gates keep torch's init."""
+    torch.manual_seed(0)
+    plain = LRCNStack(RecurrentConfig(variant=variant, hidden=9, embed=5), 11, 6)
+    torch.manual_seed(0)
+    core = LRCNStack(RecurrentConfig(variant=variant, hidden=9, embed=5, forget_bias=1.0), 11, 6)
+    for a, b in zip(plain.layers, core.layers):
+        total = b.bias_ih_l0 + b.bias_hh_l0  # (4H,), gates i, f, g, o
+        torch.testing.assert_close(total[9:18], torch.ones(9))
+        for rows in (slice(0, 9), slice(18, 36)):
+            torch.testing.assert_close(b.bias_ih_l0[rows], a.bias_ih_l0[rows])
+            torch.testing.assert_close(b.bias_hh_l0[rows], a.bias_hh_l0[rows])
+    rnn = LRCNStack(RecurrentConfig(variant=variant, unit="rnn", hidden=9, embed=5, forget_bias=1.0), 11, 6)
+    assert rnn.layers[0].bias_ih_l0.shape == (9,)  # no gates: the setting does not apply

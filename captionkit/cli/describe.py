@@ -66,7 +66,7 @@ def run_describe_eval(args, ckpt: dict) -> int:
     from ..metrics import score_captions
     from ..tasks import load_trained
     from ..tasks.describe import bleu4, describe_segments, encode_tuples
-    from .evaluate import decode_tag
+    from .evaluate import decode_tag, metric_list
 
     apply_overrides(ckpt["config"], args.overrides)
     task, model = load_trained(ckpt, args.device)
@@ -82,8 +82,7 @@ def run_describe_eval(args, ckpt: dict) -> int:
     hyps = describe_segments(model, labels, probs, task.vocab, cfg, args.device, args.batch_size)
     res = {seg.id: h[0][0] for seg, h in zip(ts.segments, hyps)}
     refs = {seg.id: [task.normalise(t) for t in seg.sentences] for seg in ts.segments}
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    report = score_captions(refs, res, metrics=metrics, official=not args.fast)
+    report = score_captions(refs, res, metrics=metric_list(args), official=not args.fast)
     scores = {"BLEU4_sacrebleu": bleu4(list(res.values()), list(refs.values())), **report.scores}
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     out.mkdir(parents=True, exist_ok=True)

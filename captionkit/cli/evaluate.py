@@ -23,8 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--tag", default=None, help="name for the output files (default: split + decoding)")
-    p.add_argument("--metrics", default="bleu,meteor,rouge,cider", help="comma-separated metric list")
-    p.add_argument("--fast", action="store_true", help="fast exact BLEU/CIDEr-D only (no Java)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metric list (default: bleu,meteor,rouge,cider; with --fast: bleu,cider)")
+    p.add_argument("--fast", action="store_true",
+                   help="BLEU and CIDEr-D by the exact numpy path and the Python PTB tokenizer (no Java)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
@@ -34,6 +36,12 @@ def add_parser(sub) -> None:
                    help="activity fusion: weight of the RGB model (0.5 or 1/3 in the paper)")
     add_decode_args(p)
     p.set_defaults(run=run)
+
+
+def metric_list(args) -> tuple[str, ...]:
+    """--metrics, or the default for the path: --fast scores BLEU and CIDEr-D only (no Java)."""
+    text = args.metrics or ("bleu,cider" if args.fast else "bleu,meteor,rouge,cider")
+    return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
 def decode_tag(cfg) -> str:
@@ -85,8 +93,7 @@ def evaluate_captioner(args, ckpt: dict) -> int:
         hyps = caption_source(model, src, task.vocab, cfg, device, limit=len(items), progress=True)
     res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
     refs = {it.image_id: it.captions for it in items}
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    report = score_captions(refs, res, metrics=metrics, official=not args.fast)
+    report = score_captions(refs, res, metrics=metric_list(args), official=not args.fast)
     train_caps = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
     stats = caption_stats(res, train_caps, refs)
 

@@ -42,6 +42,10 @@ class Task(ABC):
     def train_dataset(self) -> Dataset:
         """The training set; items are whatever ``collate`` accepts."""
 
+    def train_lengths(self) -> list[int] | None:
+        """Per-item lengths of ``train_dataset()`` for length bucketing (``train.bucket``); None: none."""
+        return None
+
     def collate(self, items: list):
         return torch.utils.data.default_collate(items)
 

@@ -23,6 +23,7 @@ from ..train import TrainConfig
 from ..vocab import Vocab, pad_captions
 from .base import Task
 from .caption_data import CaptionDataConfig, ImageSource, load_split
+from .caption_scst import SCSTConfig, reward_scorer, scst_loss
 
 
 @dataclass
@@ -33,10 +34,11 @@ class CaptionConfig:
     model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    scst: SCSTConfig = field(default_factory=SCSTConfig)  # self-critical training (off by default)
 
 
 class PairDataset(Dataset):
-    """Training items: (visual, [caption ids, ...]); visual = cached feature or image tensor.
+    """Training items: (visual, [caption ids, ...], image index); visual = cached feature or image.
 
     One caption per item (image, caption pairs), or all of an image's captions per item when
     ``data.group_captions`` is set, so that a fine-tuned CNN encodes each image once per batch.
@@ -53,12 +55,12 @@ class PairDataset(Dataset):
     def __getitem__(self, i):
         img, caps = self.items[i]
         if self.feats is not None:
-            return self.feats[img], caps
+            return self.feats[img], caps, img
         if not self.source.synthetic:
-            return self.preprocess(self.source.image(img)), caps
+            return self.preprocess(self.source.image(img)), caps, img
         if img not in self.memo:
             self.memo[img] = self.preprocess(self.source.image(img))
-        return self.memo[img], caps
+        return self.memo[img], caps, img
 
 
 def weights_identity(encoder) -> str:
@@ -81,6 +83,7 @@ class CaptionTask(Task):
         self.trained = extra is not None        # rebuilt from a checkpoint: weights come from it
         self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
         self._encoder = None
+        self.reward = None                      # CIDEr-D reward scorer when scst.samples > 0
 
     def load_extra(self, extra: dict) -> None:
         super().load_extra(extra)
@@ -123,10 +126,12 @@ class CaptionTask(Task):
             self.train_feats, self.val_feats = self._features(self.train_src, rank, world), \
                 self._features(self.val_src, rank, world)
         items = []
+        scst = self.cfg.scst.samples > 0  # self-critical: one item per image, rewards from all captions
+        self.reward = reward_scorer([it.captions for it in self.train_src.items], self.vocab) if scst else None
         for i, item in enumerate(self.train_src.items):
             caps = [self.vocab.encode(c)[:d.max_len] for c in item.captions[:d.captions_per_image or None]]
             caps = [ids for ids in caps if ids]
-            if d.group_captions and caps:
+            if (d.group_captions or scst) and caps:
                 items.append((i, caps))
             else:
                 items += [(i, [ids]) for ids in caps]
@@ -150,12 +155,16 @@ class CaptionTask(Task):
     def train_dataset(self) -> Dataset:
         return self.train_set
 
+    def train_lengths(self) -> list[int]:
+        return [max(len(ids) for ids in group) for _, group in self.train_set.items]
+
     def collate(self, items):
-        visual = torch.stack([v for v, _ in items])  # (B_img, D) or (B_img, 3, S, S)
-        caps = [ids for _, group in items for ids in group]
-        index = torch.tensor([b for b, (_, group) in enumerate(items) for _ in group])  # (B_cap,)
+        visual = torch.stack([v for v, _, _ in items])  # (B_img, D) or (B_img, 3, S, S)
+        caps = [ids for _, group, _ in items for ids in group]
+        index = torch.tensor([b for b, (_, group, _) in enumerate(items) for _ in group])  # (B_cap,)
         inp, tgt = pad_captions(caps, self.vocab)  # (B_cap, T) each
-        return {"visual": visual, "index": index, "inp": inp, "tgt": tgt}
+        images = torch.tensor([img for _, _, img in items])  # (B_img,) training-image index
+        return {"visual": visual, "index": index, "inp": inp, "tgt": tgt, "images": images}
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> Captioner:
@@ -179,6 +188,8 @@ class CaptionTask(Task):
         return groups
 
     def loss(self, model, batch, device):
+        if self.reward is not None:
+            return scst_loss(model, batch, device, self.vocab, self.reward, self.cfg.scst)
         tgt = batch["tgt"].to(device)
         logits = model(batch["visual"].to(device), batch["inp"].to(device), batch["index"].to(device))
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=self.vocab.pad,

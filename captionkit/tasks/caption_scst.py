@@ -1,0 +1,86 @@
+"""Self-critical sequence training for the captioner (Rennie et al. 2017, "SCST").
+
+After cross-entropy training, the captioner is fine-tuned to maximise the CIDEr-D of its own samples:
+for each image, K captions are sampled from the model; each gets the reward CIDEr-D(sample) minus the
+mean reward of the image's other K-1 samples (the baseline of Luo 2020, "A better variant of
+self-critical sequence training": no extra greedy pass), and the loss is
+-(reward - baseline) * log p(sample), averaged over the sampled tokens (EOS included).
+CIDEr-D uses document frequencies over the whole training set (``metrics.cider_reward.CiderD``), so
+an image's reward does not depend on the batch it is in.
+
+Dropout is switched off while sampling and while scoring the samples, so that the gradient is that
+of the policy that drew them. The sampler's seed comes from the global RNG, which checkpoints save:
+a resumed run draws the same samples.
+
+Shapes: B images in the batch, K samples per image, L max_len, V vocabulary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..decoding import PAD, sample_n
+from ..metrics.cider_reward import CiderD
+from ..vocab import Vocab
+
+
+@dataclass
+class SCSTConfig:
+    samples: int = 0            # 0 = off (cross-entropy training); K >= 2 = self-critical training
+                                # with K samples per image and the mean-of-the-others baseline
+    max_len: int = 16           # longest sampled caption (tokens, EOS included)
+    temperature: float = 1.0    # samples from softmax(temperature * logits); 1 = the model itself
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.samples, int) and (self.samples == 0 or self.samples >= 2)):
+            raise ValueError(f"scst.samples must be 0 (off) or an integer >= 2, got {self.samples!r}")
+        if self.max_len < 1:
+            raise ValueError(f"scst.max_len must be >= 1, got {self.max_len}")
+        if not self.temperature > 0:
+            raise ValueError(f"scst.temperature must be > 0, got {self.temperature}")
+
+
+def reward_scorer(captions: list[list[str]], vocab: Vocab) -> CiderD:
+    """CIDEr-D over the training corpus: captions[i] = image i's reference captions."""
+    return CiderD([[vocab.words(c) for c in caps] for caps in captions])
+
+
+def scst_loss(model: nn.Module, batch: dict, device: torch.device, vocab: Vocab, scorer: CiderD,
+              cfg: SCSTConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (sum over sampled tokens of -(reward - baseline) * log p, number of sampled tokens)."""
+    core = getattr(model, "module", model)  # under DDP the captioner is wrapped
+    drops = [m for m in core.modules() if isinstance(m, nn.Dropout)]
+    modes = [m.training for m in drops]
+    for m in drops:
+        m.eval()
+    try:
+        visual = batch["visual"].to(device)  # (B, D) features or (B, 3, S, S) images
+        K = cfg.samples
+        with torch.no_grad():
+            feats = core.encode(visual) if visual.dim() == 4 else visual
+            seed = int(torch.randint(0, 2 ** 62, (1,)).item())
+            tokens, _, _ = sample_n(core.step, core.init_state(feats), bos=vocab.bos, eos=vocab.eos,
+                                    max_len=cfg.max_len, n=K, temperature=cfg.temperature, seed=seed)
+        B, L = tokens.size(0), tokens.size(2)
+        tokens = tokens.view(B * K, L)  # (BK, L), PAD after the end
+        captions = [vocab.decode(row[row != PAD].tolist()).split() for row in tokens.cpu()]
+        images = batch["images"].repeat_interleave(K).tolist()  # (BK,) corpus index of each sample
+        reward = torch.tensor(scorer.scores(images, captions), dtype=torch.float32).view(B, K)
+        baseline = (reward.sum(dim=1, keepdim=True) - reward) / (K - 1)  # (B, K) mean of the others
+        advantage = (reward - baseline).view(B * K, 1).to(device)  # (BK, 1)
+
+        mask = tokens != PAD  # (BK, L) sampled tokens, EOS included
+        tgt = tokens.masked_fill(~mask, vocab.pad)
+        inp = torch.cat([torch.full((B * K, 1), vocab.bos, dtype=torch.long, device=tgt.device),
+                         tgt[:, :-1]], dim=1)  # (BK, L) BOS, then the sample shifted right
+        index = torch.arange(B, device=device).repeat_interleave(K)  # (BK,) image of each sample
+        logits = model(visual, inp, index)  # (BK, L, V)
+        logp = F.log_softmax(logits.float(), dim=-1).gather(2, tgt.unsqueeze(2)).squeeze(2)  # (BK, L)
+        loss_sum = -(advantage * logp * mask).sum()
+        return loss_sum, mask.sum()
+    finally:
+        for m, mode in zip(drops, modes):
+            m.train(mode)
