@@ -23,6 +23,8 @@ from torch import nn
 from .errors import UserError
 
 BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2")
+POOLS = {"avg": 1, "avgmax": 2, "grid2": 4}  # encoder.pool -> feature size in channels of the last map
+POOLED = ("resnet18", "resnet50", "mobilenet_v2")  # backbones whose last layer is a feature map
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -33,6 +35,8 @@ class EncoderConfig:
     finetune: bool = False      # train the CNN end to end (else frozen, and features can be cached)
     lr: float = 0.0             # fine-tuning learning rate; 0 = train.lr
     image_size: int = 224       # images are resized to image_size x image_size
+    pool: str = "avg"           # last feature map (B, C, h, w) -> vector: "avg" global average (C);
+                                # "avgmax" [average; max] (2C); "grid2" 2x2 average grid (4C, coarse layout)
     cache: bool = True          # cache features on disk when frozen
     cache_dir: str = ".cache/captionkit/features"
     batch_size: int = 64        # feature extraction batch size
@@ -40,6 +44,11 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
             raise ValueError(f"encoder.name must be one of {BACKBONES}, got {self.name!r}")
+        if self.pool not in POOLS:
+            raise ValueError(f"encoder.pool must be one of {tuple(POOLS)}, got {self.pool!r}")
+        if self.pool != "avg" and self.name not in POOLED:
+            raise ValueError(f"encoder.pool={self.pool!r} needs a backbone with a final feature map "
+                             f"{POOLED}, not {self.name!r}")
 
 
 class TinyCNN(nn.Module):
@@ -68,15 +77,32 @@ def _backbone(name: str) -> tuple[nn.Module, int]:
     return model, dims[name]
 
 
-def _truncate(name: str, model: nn.Module) -> nn.Module:
+class Pool(nn.Module):
+    """feature map (B, C, h, w) -> (B, k*C) for ``encoder.pool`` "avgmax" (k=2) or "grid2" (k=4)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "avgmax":
+            return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)  # (B, 2C)
+        return nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # (B, C*4), channel-major
+
+
+def _truncate(name: str, model: nn.Module, pool: str = "avg") -> nn.Module:
     """Cut the classifier off: fc7 (after ReLU) for alexnet/vgg, pooled features otherwise."""
     if name in ("alexnet", "vgg16"):
         head = nn.Sequential(*list(model.classifier.children())[:-1])  # drop fc8
         return nn.Sequential(model.features, model.avgpool, nn.Flatten(), head)
     if name.startswith("resnet"):
         model.fc = nn.Identity()
+        if pool != "avg":
+            model.avgpool = Pool(pool)  # resnet's forward flattens after avgpool: a no-op here
         return model
-    return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())  # mobilenet_v2
+    if pool != "avg":
+        return nn.Sequential(model.features, Pool(pool))  # mobilenet_v2
+    return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
 def _unused_keys(name: str) -> tuple[str, ...]:
@@ -172,7 +198,8 @@ def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = No
         else:
             model = _torchvision_weights(cfg.name, cfg.weights)
             report, tag = f"torchvision weights {cfg.weights}", "enum:" + cfg.weights
-    return ImageEncoder(cfg, _truncate(cfg.name, model), dim, f"{cfg.name}:{cfg.image_size}:{tag}", report)
+    identity = f"{cfg.name}:{cfg.image_size}:{tag}" + ("" if cfg.pool == "avg" else f":{cfg.pool}")
+    return ImageEncoder(cfg, _truncate(cfg.name, model, cfg.pool), dim * POOLS[cfg.pool], identity, report)
 
 
 def _torchvision_weights(name: str, enum_name: str) -> nn.Module:

@@ -53,8 +53,9 @@ def parse_args(argv=None):
                    help="extra override for training (e.g. data.root=/path/to/data); repeatable")
     p.add_argument("--retrain", action="store_true", help="train even when best.pt exists")
     p.add_argument("--models", default=",".join(RECIPES), help="comma-separated subset of " + ",".join(RECIPES))
-    p.add_argument("--extra", action="append", default=[], metavar="NAME=CHECKPOINT",
-                   help="also score an existing checkpoint in Table A (e.g. a longer run); repeatable")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME=CHECKPOINT[+CHECKPOINT...]",
+                   help="also score an existing checkpoint in Table A (e.g. a longer run); several joined "
+                        "by '+' decode as an ensemble; repeatable")
     p.add_argument("--beam", type=int, default=3, help="beam width of Table A's beam column")
     p.add_argument("--limit", type=int, default=0, help="score the first N dev images (0 = all 1000)")
     p.add_argument("--sample-limit", type=int, default=0,
@@ -154,17 +155,21 @@ def train_history(checkpoint: str) -> list[dict]:
 # ----------------------------------------------------------------------------- scoring
 
 class Evaluator:
-    """One checkpoint, its dev features and training captions; ``row(decode, n)`` -> one table row."""
+    """One checkpoint (or an ensemble: paths joined by '+'), its dev features and training captions;
+    ``row(decode, n)`` -> one table row."""
 
     def __init__(self, args, checkpoint: str):
         from captionkit import checkpoint as ckpt_io
         from captionkit.features import extract_features
+        from captionkit.models.ensemble import with_members
         from captionkit.tasks import load_trained
         from captionkit.tasks.caption_data import load_split
 
         self.args, self.checkpoint = args, checkpoint
-        ckpt = ckpt_io.load(checkpoint)
-        self.task, self.model = load_trained(ckpt, "cpu")
+        self.paths = checkpoint.split("+")
+        self.suffix = f"_ens{len(self.paths)}" if len(self.paths) > 1 else ""
+        checkpoint = self.paths[0]
+        self.task, self.model = with_members(*load_trained(ckpt_io.load(checkpoint), "cpu"), self.paths, "cpu")
         cfg = self.task.cfg
         self.items = load_split(cfg.data, "val").items
         self.n_all = len(self.items)
@@ -191,9 +196,10 @@ class Evaluator:
         cfg = self.decode_config(**changes)
         n = min(images, len(self.items)) if images else len(self.items)
         items = self.items[:n]
-        tag = f"val{n}_{decode_tag(cfg)}"
+        tag = f"val{n}_{decode_tag(cfg)}{self.suffix}"
         done = self.out / f"scores_{tag}.json"
-        if not self.args.rescore and done.exists() and done.stat().st_mtime > Path(self.checkpoint).stat().st_mtime:
+        newest = max(Path(p).stat().st_mtime for p in self.paths)
+        if not self.args.rescore and done.exists() and done.stat().st_mtime > newest:
             old = json.loads(done.read_text())  # this row was scored for this very checkpoint: reuse it
             if old.get("decode") == vars(cfg) and old.get("decode_s") is not None:
                 print(f"  {label:<22} n={n:<5} reused {done}", flush=True)
@@ -260,7 +266,8 @@ class Evaluator:
                   "sample": ["--sample", str(cfg.n), "--temperature", f"{cfg.temperature:g}",
                              "--seed", str(cfg.seed)]}[cfg.method]
         lim = ["--limit", str(n)] if n < self.n_all else []
-        return shlex.join(["captionkit", "evaluate", "--checkpoint", self.checkpoint, "--split", "val"]
+        ckpts = [a for path in self.paths for a in ("--checkpoint", path)]
+        return shlex.join(["captionkit", "evaluate", *ckpts, "--split", "val"]
                           + method + lim)
 
 
@@ -312,10 +319,11 @@ def main(argv=None) -> int:
             result["generation"] = {"model": name, "rows": generation_rows(args, ev)}
     for spec in args.extra:
         name, _, path = spec.partition("=")
-        if not path or not Path(path).exists():
-            raise SystemExit(f"--extra expects NAME=CHECKPOINT (an existing file), got {spec!r}")
-        info = {"recipe": "(extra checkpoint)", "checkpoint": path, "trained_now": False,
-                "history": train_history(path)}
+        if not path or not all(Path(p).exists() for p in path.split("+")):
+            raise SystemExit(f"--extra expects NAME=CHECKPOINT[+CHECKPOINT...] (existing files), got {spec!r}")
+        info = {"recipe": "(extra checkpoint)" if "+" not in path else "(ensemble of checkpoints)",
+                "checkpoint": path, "trained_now": False,
+                "history": train_history(path) if "+" not in path else []}
         print(f"[{name}] scoring {path}", flush=True)
         info["ablation"] = ablation_rows(args, Evaluator(args, path))
         result["models"][name] = info

@@ -61,6 +61,31 @@ def test_evaluate_writes_captions_and_scores(trained):
     assert len(json.loads((out / "captions_test_greedy.json").read_text())) == 8
 
 
+def test_an_ensemble_of_copies_captions_like_the_model(trained, tmp_path):
+    ckpt = trained / "run" / "best.pt"
+    runs = {}
+    for n in (1, 2):
+        proc = cli("evaluate", *["--checkpoint", ckpt] * n, "--split", "test", "--fast", "--beam", "2",
+                   "--out", tmp_path, "--json")
+        assert proc.returncode == 0, proc.stderr
+        runs[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runs[2]["ensemble"] == [str(ckpt)] * 2 and "ensemble" not in runs[1]
+    assert runs[2]["scores"] == runs[1]["scores"]
+    single, double = (json.loads((tmp_path / f"captions_test_beam2{t}.json").read_text()) for t in ("", "_ens2"))
+    assert single == double and len(single) == 8
+    text = [cli("caption", *["--checkpoint", ckpt] * n, trained / "imgs" / "test").stdout for n in (1, 2)]
+    assert text[0] == text[1] and len(text[0].splitlines()) == 3
+
+
+def test_ensemble_members_must_share_the_vocabulary(trained, tmp_path):
+    fit(load_task(data=tiny_caption_recipe(tmp_path / "other", data={"min_count": 20},
+                                           train={"max_steps_per_epoch": 1})))
+    other = tmp_path / "other" / "best.pt"
+    assert_one_line_error(cli("evaluate", "--checkpoint", trained / "run" / "best.pt", "--checkpoint", other,
+                              "--split", "test", "--fast", "--out", tmp_path), "other/best.pt", "vocabulary")
+    assert not list(tmp_path.glob("captions_*"))
+
+
 def test_bad_image_is_a_one_line_error(trained, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 this is not really a jpeg")

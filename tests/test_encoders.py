@@ -53,6 +53,37 @@ def test_backbones_output_fc_level_features(name, dim):
     assert enc(torch.randn(1, 3, enc.cfg.image_size, enc.cfg.image_size)).shape == (1, dim)
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
+@torch.no_grad()
+def test_pooling_options_are_the_average_plus_more(mobilenet_features_file, name):
+    path, _ = mobilenet_features_file
+    weights = str(path) if name == "mobilenet_v2" else ""
+    enc = {}
+    for pool in ("avg", "avgmax", "grid2"):
+        torch.manual_seed(0)  # the same random resnet for every pool
+        enc[pool] = build_image_encoder(EncoderConfig(name=name, weights=weights, image_size=128, pool=pool))
+    x = torch.randn(2, 3, 128, 128)  # a 4x4 last map: the 2x2 grid splits it evenly
+    avg, avgmax, grid = (enc[p](x) for p in ("avg", "avgmax", "grid2"))
+    C = enc["avg"].out_dim
+    assert enc["avgmax"].out_dim == 2 * C and enc["grid2"].out_dim == 4 * C
+    assert avgmax.shape == (2, 2 * C) and grid.shape == (2, 4 * C)
+    torch.testing.assert_close(avgmax[:, :C], avg)
+    assert (avgmax[:, C:] >= avg - 1e-6).all() and (avgmax[:, C:] > avg + 1e-3).any()
+    torch.testing.assert_close(grid.view(2, C, 4).mean(2), avg)  # channel-major cells average to avg
+    assert not torch.allclose(grid.view(2, C, 4)[..., 0], grid.view(2, C, 4)[..., 3])
+    # each pool caches under its own key; "avg" keeps the key it always had
+    assert enc["avgmax"].identity == enc["avg"].identity + ":avgmax"
+    assert enc["grid2"].identity == enc["avg"].identity + ":grid2"
+    assert not enc["avg"].identity.endswith("avg")
+
+
+def test_bad_pool_settings():
+    with pytest.raises(ValueError, match="encoder.pool must be one of"):
+        EncoderConfig(name="mobilenet_v2", pool="mean")
+    with pytest.raises(ValueError, match="feature map"):
+        EncoderConfig(name="vgg16", pool="grid2")
+
+
 def test_finetune_trains_the_cnn():
     enc = build_image_encoder(EncoderConfig(name="tiny", finetune=True, image_size=32))
     assert all(p.requires_grad for p in enc.parameters()) and not enc.frozen

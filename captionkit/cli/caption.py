@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("caption", help="caption images with a trained checkpoint",
                        description="Caption image files and folders; needs only the checkpoint.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
-    p.add_argument("--checkpoint", required=True, help="a captionkit checkpoint (best.pt / last.pt)")
+    p.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
+                   help="a captionkit checkpoint (best.pt / last.pt); repeat it to decode with an ensemble")
     p.add_argument("--format", choices=("text", "json", "coco"), default="text",
                    help="text: file<TAB>caption; json: n-best with log-probabilities; coco: COCO results")
     p.add_argument("--batch-size", type=int, default=64)
@@ -45,16 +46,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 def run(args) -> int:
     import torch
 
-    from .. import checkpoint
     from ..errors import UserError
     from ..features import load_image
-    from ..tasks import load_trained
+    from ..models.ensemble import load_captioners
     from ..tasks.caption_generate import caption_features, encode_images
 
-    ckpt = checkpoint.load(args.checkpoint)
-    if ckpt["task"] != "caption":
-        raise UserError(f"{args.checkpoint} is a {ckpt['task']!r} checkpoint, not a captioner")
-    task, model = load_trained(ckpt, args.device)
+    task, model = load_captioners(args.checkpoint, args.device)
     cfg = decode_config_from_args(args, task.cfg.decode)
     files, images = [], []
     candidates = expand_inputs(args.inputs)

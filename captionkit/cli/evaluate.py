@@ -1,8 +1,9 @@
-"""``captionkit evaluate --checkpoint CKPT [--split val|test] [decoding options]``.
+"""``captionkit evaluate --checkpoint CKPT [--checkpoint CKPT2 ...] [--split val|test] [decoding options]``.
 
 Captioners: caption a split of the checkpoint's dataset, score it with ``captionkit score``'s
 machinery (official scorers; ``--fast`` for the exact fast BLEU/CIDEr-D only), print the table and
 the LRCN caption statistics, and write the captions (COCO results format) and the scores (JSON).
+Several captioner checkpoints decode as one ensemble (``captionkit.models.ensemble``).
 Activity recognisers and video describers are evaluated by their own task modules.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .decode_args import add_decode_args, decode_config_from_args
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="caption (or classify) a dataset split and score it")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
+                   help="a checkpoint; repeat it to decode with an ensemble of captioners (one vocabulary)")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--data-root", default=None, help="override the checkpoint's data.root")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -55,7 +57,13 @@ def decode_tag(cfg) -> str:
 def run(args) -> int:
     from .. import checkpoint
 
-    ckpt = checkpoint.load(args.checkpoint)
+    ckpt = checkpoint.load(args.checkpoint[0])
+    if ckpt["task"] != "caption" and len(args.checkpoint) > 1:
+        from ..errors import UserError
+        raise UserError(f"only captioners decode as an ensemble; {args.checkpoint[0]} is a {ckpt['task']!r} "
+                        "checkpoint (activity models fuse with --fuse-with)")
+    if ckpt["task"] != "caption":
+        args.checkpoint = args.checkpoint[0]
     if ckpt["task"] == "activity":
         from .evaluate_activity import run_activity_eval
         return run_activity_eval(args, ckpt)
@@ -70,6 +78,7 @@ def evaluate_captioner(args, ckpt: dict) -> int:
 
     from ..config import apply_overrides
     from ..metrics import caption_stats, score_captions
+    from ..models.ensemble import with_members
     from ..tasks import load_trained
     from ..tasks.caption_data import load_split
     from ..tasks.caption_generate import caption_features, caption_source
@@ -79,7 +88,7 @@ def evaluate_captioner(args, ckpt: dict) -> int:
         ckpt["config"]["data"]["root"] = args.data_root
     apply_overrides(ckpt["config"], args.overrides)
     device = torch.device(args.device)
-    task, model = load_trained(ckpt, device)
+    task, model = with_members(*load_trained(ckpt, device), args.checkpoint, device)
     cfg = decode_config_from_args(args, task.cfg.decode)
     src = load_split(task.cfg.data, args.split)
     items = src.items[:args.limit] if args.limit else src.items
@@ -97,15 +106,19 @@ def evaluate_captioner(args, ckpt: dict) -> int:
     train_caps = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
     stats = caption_stats(res, train_caps, refs)
 
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    tag = args.tag or f"{args.split}_{decode_tag(cfg)}"
+    ens = f"_ens{len(args.checkpoint)}" if len(args.checkpoint) > 1 else ""
+    tag = args.tag or f"{args.split}_{decode_tag(cfg)}{ens}"
     coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
     (out / f"captions_{tag}.json").write_text(json.dumps(coco, indent=1))
-    summary = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(res),
+    summary = {"checkpoint": str(args.checkpoint[0]), "split": args.split, "images": len(res),
                "decode": vars(cfg), "scores": report.scores, "stats": stats, "settings": report.settings}
+    if ens:
+        summary["ensemble"] = list(map(str, args.checkpoint))
     (out / f"scores_{tag}.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.split}: {len(res)} images, decoding {decode_tag(cfg)}")
+    print(f"{args.split}: {len(res)} images, decoding {decode_tag(cfg)}"
+          + (f", ensemble of {len(args.checkpoint)} checkpoints" if ens else ""))
     print(report.table())
     print("caption statistics: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
     print(f"wrote {out / f'captions_{tag}.json'} and {out / f'scores_{tag}.json'}")
