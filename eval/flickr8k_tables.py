@@ -160,8 +160,7 @@ class Evaluator:
 
     def __init__(self, args, checkpoint: str):
         from captionkit import checkpoint as ckpt_io
-        from captionkit.features import extract_features
-        from captionkit.models.ensemble import with_members
+        from captionkit.models.ensemble import frozen_features, with_members
         from captionkit.tasks import load_trained
         from captionkit.tasks.caption_data import load_split
 
@@ -175,11 +174,12 @@ class Evaluator:
         self.n_all = len(self.items)
         if args.limit:
             self.items = self.items[:args.limit]
-        enc = self.model.encoder
-        feats, _ = extract_features(enc, [it.image_id for it in self.items], load_split(cfg.data, "val").image_by_id,
-                                    cfg.encoder.cache_dir if cfg.encoder.cache else None,
-                                    cfg.encoder.batch_size)
-        self.feats = torch.stack([feats[it.image_id] for it in self.items])  # (N, D)
+        ids, load = [it.image_id for it in self.items], load_split(cfg.data, "val").image_by_id
+        self.feats = frozen_features(self.model.encoder, ids, load, cfg.encoder.cache_dir if cfg.encoder.cache else None,
+                                     cfg.encoder.batch_size)  # (N, D)
+        if self.feats is None:  # a fine-tuned CNN: encode the images now
+            from captionkit.tasks.caption_generate import encode_images
+            self.feats = encode_images(self.model, lambda i: load(ids[i]), len(ids), "cpu")
         self.train_caps = [c for it in load_split(cfg.data, "train").items for c in it.captions]
         self.out = Path(checkpoint).parent / "eval"
 

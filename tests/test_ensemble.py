@@ -1,12 +1,13 @@
 """Ensembles of captioners: the step is the members' mean probability, state by state, CNN by CNN."""
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from captionkit.decoding import DecodeConfig, decode
 from captionkit.encoders import EncoderConfig, build_image_encoder
-from captionkit.errors import UserError
 from captionkit.models.captioner import CaptionModelConfig, Captioner
-from captionkit.models.ensemble import Ensemble, EnsembleEncoder
+from captionkit.models.ensemble import Ensemble, EnsembleEncoder, frozen_features
 
 V, BOS, EOS = 12, 1, 2
 
@@ -19,18 +20,20 @@ def captioner(seed: int, variant="2f", unit="lstm", finetune=False, image_size=1
     return Captioner(cfg, enc, V, pad_id=0).eval()
 
 
-def reference_greedy(members, images, max_len=8):
-    """Greedy decoding with each member stepping its own state and the probabilities averaged here."""
-    states = [m.init_state(m.encoder(images)) for m in members]
-    tokens = torch.full((images.size(0),), BOS)
-    out, done = [[] for _ in range(images.size(0))], torch.zeros(images.size(0), dtype=torch.bool)
+def reference_greedy(members, feats, max_len=8):
+    """Greedy decoding with each member stepping its own state (from its own CNN's features ``feats[m]``)
+    and the probabilities averaged here."""
+    states = [m.init_state(f) for m, f in zip(members, feats)]
+    B = feats[0].size(0)
+    tokens = torch.full((B,), BOS)
+    out, done = [[] for _ in range(B)], torch.zeros(B, dtype=torch.bool)
     for _ in range(max_len):
         probs = 0
         for i, m in enumerate(members):
             logp, states[i] = m.step(tokens, states[i])
             probs = probs + logp.exp() / len(members)
         tokens = probs.argmax(1)
-        for b in range(images.size(0)):
+        for b in range(B):
             if not done[b]:
                 if tokens[b] == EOS:
                     done[b] = True
@@ -80,7 +83,7 @@ def test_members_with_their_own_cnns_see_their_own_features():
     assert ens.encoder.out_dim == 3 * members[0].encoder.out_dim
     images = torch.randn(5, 3, 16, 16)
     hyps = decode(ens.step, ens.init_state(ens.encoder(images)), DecodeConfig(max_len=8), bos=BOS, eos=EOS)
-    assert [per[0].tokens for per in hyps] == reference_greedy(members, images)
+    assert [per[0].tokens for per in hyps] == reference_greedy(members, [m.encoder(images) for m in members])
 
 
 @torch.no_grad()
@@ -94,6 +97,23 @@ def test_batched_ensemble_equals_one_image_at_a_time():
         assert single[0][0].tokens == batched[i][0].tokens
 
 
-def test_members_must_preprocess_images_alike():
-    with pytest.raises(UserError, match=r"b.pt: its CNN preprocesses images differently from a.pt \(image_size 32 vs 16\)"):
-        Ensemble([captioner(0, image_size=16), captioner(1, image_size=32)], names=["a.pt", "b.pt"])
+@torch.no_grad()
+def test_members_at_different_input_sizes_each_see_their_own_preprocessing(tmp_path):
+    members = [captioner(0, image_size=16), captioner(1, image_size=32), captioner(2, "1u", image_size=16)]
+    ens = Ensemble(members).eval()
+    assert isinstance(ens.encoder, EnsembleEncoder) and len(ens.encoder.encoders) == 2  # 16 shared
+    rng = np.random.default_rng(0)
+    pics = {f"img{i}": Image.fromarray(rng.integers(0, 255, (20 + 3 * i, 24, 3), dtype=np.uint8)) for i in range(3)}
+    ids = list(pics)
+    own = [torch.stack([m.encoder.preprocess(pics[i]) for i in ids]) for m in members]
+    feats = [m.encoder(x) for m, x in zip(members, own)]  # each member's CNN on its own input size
+    joint = ens.encoder(torch.stack([ens.encoder.preprocess(pics[i]) for i in ids]))
+    torch.testing.assert_close(joint, torch.cat(feats[:2], 1))
+    hyps = decode(ens.step, ens.init_state(joint), DecodeConfig(max_len=8), bos=BOS, eos=EOS)
+    assert [per[0].tokens for per in hyps] == reference_greedy(members, feats)
+    # frozen CNNs read (and fill) their own feature caches
+    assert frozen_features(ens.encoder, ids, pics.__getitem__, None) is None
+    cached = frozen_features(ens.encoder, ids, pics.__getitem__, tmp_path)
+    torch.testing.assert_close(cached, joint)
+    assert len(list(tmp_path.iterdir())) == 2
+    torch.testing.assert_close(frozen_features(ens.encoder, ids, lambda i: 1 / 0, tmp_path), joint)

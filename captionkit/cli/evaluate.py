@@ -78,11 +78,10 @@ def evaluate_captioner(args, ckpt: dict) -> int:
 
     from ..config import apply_overrides
     from ..metrics import caption_stats, score_captions
-    from ..models.ensemble import with_members
+    from ..models.ensemble import frozen_features, with_members
     from ..tasks import load_trained
     from ..tasks.caption_data import load_split
     from ..tasks.caption_generate import caption_features, caption_source
-    from ..features import extract_features
 
     if args.data_root is not None:
         ckpt["config"]["data"]["root"] = args.data_root
@@ -92,12 +91,11 @@ def evaluate_captioner(args, ckpt: dict) -> int:
     cfg = decode_config_from_args(args, task.cfg.decode)
     src = load_split(task.cfg.data, args.split)
     items = src.items[:args.limit] if args.limit else src.items
-    enc = model.encoder
-    if enc.frozen and task.cfg.encoder.cache:  # reuse (or fill) the training feature cache
-        feats, _ = extract_features(enc, [it.image_id for it in items], src.image_by_id,
-                                    task.cfg.encoder.cache_dir, task.cfg.encoder.batch_size, device)
-        hyps = caption_features(model, torch.stack([feats[it.image_id] for it in items]), task.vocab,
-                                cfg, device, args.batch_size, progress=True)
+    enc_cfg = task.cfg.encoder
+    feats = frozen_features(model.encoder, [it.image_id for it in items], src.image_by_id,  # (N, D) or None
+                            enc_cfg.cache_dir if enc_cfg.cache else None, enc_cfg.batch_size, device)
+    if feats is not None:  # frozen CNNs: reuse (or fill) the training feature caches
+        hyps = caption_features(model, feats, task.vocab, cfg, device, args.batch_size, progress=True)
     else:
         hyps = caption_source(model, src, task.vocab, cfg, device, limit=len(items), progress=True)
     res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}

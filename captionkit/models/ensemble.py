@@ -6,7 +6,8 @@
 ensemble is a model like any other to the decoders: ``init_state`` and ``step`` keep the step
 contract of ``captionkit.decoding``, so greedy, beam search and best-of-N sampling decode an ensemble
 unchanged. Every member must use the same vocabulary; members whose frozen CNNs are identical share
-one encoder (and its feature cache), otherwise each member encodes the image with its own CNN.
+one encoder (and its feature cache); otherwise each member encodes the image with its own CNN, at its
+own input size, and frozen CNNs still read their own caches (``frozen_features``).
 
 Shape legend: B rows, V vocabulary size, M members, D_m member m's CNN feature size.
 """
@@ -19,53 +20,72 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..features import extract_features
 
 
 def _shares_features(a, b) -> bool:
     return a is b or (a.frozen and b.frozen and a.identity == b.identity)
 
 
-def _preprocessing(enc) -> tuple:
-    return enc.cfg.name == "tiny", enc.cfg.image_size
-
-
 class EnsembleEncoder(nn.Module):
-    """Distinct member CNNs side by side: images (B, 3, S, S) -> concatenated features (B, sum D)."""
+    """Distinct member CNNs side by side: images -> concatenated features (B, sum D).
+
+    The members may preprocess differently (e.g. 224 and 288 pixel inputs): ``preprocess`` returns
+    every CNN's input flattened and concatenated, (sum 3*S_i*S_i,), and ``forward`` splits it again.
+    """
 
     def __init__(self, encoders: Sequence[nn.Module]):
         super().__init__()
         self.encoders = nn.ModuleList(encoders)
         self.out_dim = sum(e.out_dim for e in encoders)
         self.identity = "ensemble(" + ", ".join(e.identity for e in encoders) + ")"
+        self._sides = [e.cfg.image_size for e in encoders]
 
     @property
     def frozen(self) -> bool:
-        return False  # several CNNs: the single-encoder feature cache does not apply
+        return False  # several CNNs: one feature cache cannot hold them (see ``frozen_features``)
 
-    def preprocess(self, img):
-        return self.encoders[0].preprocess(img)  # the Ensemble checked that all members agree
+    def preprocess(self, img) -> torch.Tensor:
+        return torch.cat([e.preprocess(img).flatten() for e in self.encoders])  # (sum 3*S_i*S_i,)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([e(images) for e in self.encoders], dim=1)  # (B, sum D)
+        """``preprocess``'s rows (B, sum 3*S_i*S_i), or (B, 3, S, S) when every CNN takes size S."""
+        if images.dim() == 4:
+            if len(set(self._sides)) > 1:
+                raise ValueError(f"these CNNs take different input sizes {self._sides}: pass preprocess()'s rows")
+            return torch.cat([e(images) for e in self.encoders], dim=1)
+        parts = images.split([3 * s * s for s in self._sides], dim=1)  # each (B, 3*S_i*S_i)
+        return torch.cat([e(x.view(-1, 3, s, s)) for e, x, s in zip(self.encoders, parts, self._sides)], dim=1)
+
+
+def frozen_features(encoder, ids: Sequence[str], load, cache_dir, batch_size: int = 64,
+                    device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Features (N, D) of ``ids`` through the feature caches when every CNN is frozen, else None.
+
+    A single encoder uses its cache; an EnsembleEncoder uses each member CNN's own cache.
+    """
+    parts = list(encoder.encoders) if isinstance(encoder, EnsembleEncoder) else [encoder]
+    if not cache_dir or not all(p.frozen for p in parts):
+        return None
+    out = []
+    for p in parts:
+        feats, _ = extract_features(p, ids, load, cache_dir, batch_size, device)
+        out.append(torch.stack([feats[i] for i in ids]))  # (N, D_p)
+    return torch.cat(out, dim=1)
 
 
 class Ensemble(nn.Module):
     """M captioners with one vocabulary -> one model with ``encoder``, ``init_state`` and ``step``."""
 
-    def __init__(self, members: Sequence[nn.Module], names: Sequence[str] | None = None):
+    def __init__(self, members: Sequence[nn.Module]):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
-        names = list(names or [f"member {i}" for i in range(len(members))])
         self.members = nn.ModuleList(members)
         distinct, self._slot = [], []
-        for name, m in zip(names, members):
+        for m in members:
             j = next((k for k, e in enumerate(distinct) if _shares_features(e, m.encoder)), None)
             if j is None:
-                if distinct and _preprocessing(m.encoder) != _preprocessing(distinct[0]):
-                    raise UserError(f"{name}: its CNN preprocesses images differently from {names[0]} "
-                                    f"(image_size {m.encoder.cfg.image_size} vs "
-                                    f"{distinct[0].cfg.image_size}); ensemble members must agree")
                 distinct.append(m.encoder)
                 j = len(distinct) - 1
             self._slot.append(j)
@@ -125,7 +145,7 @@ def with_members(task, model, paths: Sequence[str], device: torch.device | str =
             raise UserError(f"{path}: its vocabulary ({len(other.vocab)} words) differs from {paths[0]}'s "
                             f"({len(task.vocab)} words); ensemble members must share one vocabulary")
         members.append(member)
-    return task, Ensemble(members, names=[str(p) for p in paths]).to(device).eval()
+    return task, Ensemble(members).to(device).eval()
 
 
 def load_captioners(paths: Sequence[str], device: torch.device | str = "cpu"):
