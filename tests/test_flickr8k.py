@@ -16,7 +16,7 @@ from conftest import REPO
 
 RECIPES = {"flickr8k_lrcn1u": ("1u", "lstm"), "flickr8k_lrcn2u": ("2u", "lstm"),
            "flickr8k_lrcn2f": ("2f", "lstm"), "flickr8k_rnn2f": ("2f", "rnn"),
-           "flickr8k_lrcn2f_finetune": ("2f", "lstm")}
+           "flickr8k_lrcn2f_finetune": ("2f", "lstm"), "flickr8k_lrcn2f_ensemble": ("2f", "lstm")}
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -28,7 +28,8 @@ def test_recipe_loads(name):
     assert (cfg.model.variant, cfg.model.unit) == RECIPES[name]
     assert cfg.data.source == "flickr8k" and cfg.data.root == "../shared/data"
     assert cfg.encoder.name == "mobilenet_v2" and cfg.encoder.finetune == name.endswith("finetune")
-    assert cfg.train.out_dir == f"runs/{name}"
+    assert cfg.train.out_dir == (f"runs/{name}" if name != "flickr8k_lrcn2f_ensemble"
+                                 else "runs/flickr8k_lrcn2f_ensemble/px288_seed0")  # eval/flickr8k_ensemble.py
 
 
 def _data_cfg(root, source: str, **extra):
