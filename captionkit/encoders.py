@@ -152,8 +152,12 @@ class ImageEncoder(nn.Module):
         super().__init__()
         self.cfg, self.net, self.out_dim, self.identity, self.report = cfg, net, out_dim, identity, report
         mean, std = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)) if cfg.name == "tiny" else (IMAGENET_MEAN, IMAGENET_STD)
+        # buffers (moved with the model) for normalising on the device, e.g. video frames in forward;
+        # plain CPU copies for ``preprocess``, which runs in DataLoader workers: a worker process must
+        # never touch a CUDA tensor (a forked child cannot initialise CUDA)
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
+        self._cpu_mean, self._cpu_std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
         if not cfg.finetune:
             self.net.requires_grad_(False)
 
@@ -172,7 +176,7 @@ class ImageEncoder(nn.Module):
         S = self.cfg.image_size
         img = img.convert("RGB").resize((S, S), Image.BILINEAR)
         x = torchvision.transforms.functional.pil_to_tensor(img).float().div_(255)  # (3, S, S)
-        return (x - self.mean.cpu()) / self.std.cpu()
+        return (x - self._cpu_mean) / self._cpu_std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)  # (B, 3, S, S) -> (B, D)

@@ -367,7 +367,7 @@ def fit(task: Task, resume: bool = False) -> dict:
                     ckpt_io.save_atomic(run.state(with_training=False), out / "best.pt")
                 else:
                     run.bad_epochs += 1
-                stop = bool(cfg.patience) and run.bad_epochs >= cfg.patience
+                stop = bool(cfg.patience) and run.bad_epochs >= cfg.patience and run.epoch < cfg.epochs
         run.history.append(record)
         run.log(record)
         if rank == 0:

@@ -61,6 +61,19 @@ def test_evaluate_writes_captions_and_scores(trained):
     assert len(json.loads((out / "captions_test_greedy.json").read_text())) == 8
 
 
+def test_evaluate_output_names_differ_for_every_decoding():
+    """Two decodings evaluated into one folder must never overwrite each other's files."""
+    from captionkit.cli.evaluate import decode_tag
+    from captionkit.decoding import DecodeConfig
+
+    configs = [DecodeConfig(method="greedy"), DecodeConfig(method="beam", beam_size=3),
+               DecodeConfig(method="beam", beam_size=3, length_norm=0.5),
+               DecodeConfig(method="beam", beam_size=3, length_norm=1.0),
+               DecodeConfig(method="sample", n=10, temperature=1.5), DecodeConfig(method="sample", n=10, temperature=2)]
+    tags = [decode_tag(c) for c in configs]
+    assert len(set(tags)) == len(tags) and tags[1] == "beam3" and tags[2] == "beam3_ln0.5"
+
+
 def test_an_ensemble_of_copies_captions_like_the_model(trained, tmp_path):
     ckpt = trained / "run" / "best.pt"
     runs = {}

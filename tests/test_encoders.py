@@ -186,3 +186,18 @@ def test_two_writers_sharing_a_cache_never_overwrite_each_other(tmp_path):
     a.add(["x"], torch.ones(1, 4))
     b.add(["y"], torch.zeros(1, 4))
     assert set(FeatureCache(tmp_path, enc.identity).feats) == {"x", "y"}
+
+
+def test_preprocess_never_reads_the_models_device_tensors():
+    """DataLoader workers call ``preprocess`` while the model sits on the GPU; a forked worker that
+    touches a CUDA tensor dies ("CUDA error: initialization error"). Here the model is moved to the
+    meta device, whose tensors hold no data: preprocess must still give the CPU result."""
+    enc = build_image_encoder(EncoderConfig(name="tiny", finetune=True, image_size=16))
+    img = Image.new("RGB", (20, 12), (200, 30, 90))
+    expected = enc.preprocess(img)
+    enc.to("meta")
+    got = enc.preprocess(img)
+    assert got.device.type == "cpu"
+    torch.testing.assert_close(got, expected)
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
+    torch.testing.assert_close(expected[:, 0, 0], ((torch.tensor([200, 30, 90]) / 255 - mean[:, 0, 0]) / 0.25))

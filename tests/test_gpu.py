@@ -33,3 +33,11 @@ def test_cuda_and_cpu_decoding_agree(tmp_path):
     a = caption_source(cpu_model, src, task.vocab, task.cfg.decode, torch.device("cpu"))
     b = caption_source(gpu_model, src, task.vocab, task.cfg.decode, torch.device("cuda"))
     assert [h[0][0] for h in a] == [h[0][0] for h in b]
+
+
+def test_cuda_finetuning_with_dataloader_workers(tmp_path):
+    """A fine-tuned CNN on the GPU with worker processes preprocessing images (the fine-tuning
+    recipes use workers=8): workers must not touch the model's CUDA tensors."""
+    recipe = tiny_caption_recipe(tmp_path, train={"epochs": 1, "device": "cuda", "workers": 2})
+    summary = fit(load_task(data=recipe))
+    assert summary["epochs"] == 1 and (tmp_path / "best.pt").is_file()

@@ -47,8 +47,8 @@ def metric_list(args) -> tuple[str, ...]:
 
 
 def decode_tag(cfg) -> str:
-    if cfg.method == "beam":
-        return f"beam{cfg.beam_size}"
+    if cfg.method == "beam":  # length normalisation changes the captions: its own files
+        return f"beam{cfg.beam_size}" + (f"_ln{cfg.length_norm:g}" if cfg.length_norm else "")
     if cfg.method == "sample":
         return f"sample{cfg.n}_T{cfg.temperature:g}"
     return "greedy"
