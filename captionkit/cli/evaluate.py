@@ -9,6 +9,7 @@ Activity recognisers and video describers are evaluated by their own task module
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from .decode_args import add_decode_args, decode_config_from_args
@@ -94,10 +95,12 @@ def evaluate_captioner(args, ckpt: dict) -> int:
     enc_cfg = task.cfg.encoder
     feats = frozen_features(model.encoder, [it.image_id for it in items], src.image_by_id,  # (N, D) or None
                             enc_cfg.cache_dir if enc_cfg.cache else None, enc_cfg.batch_size, device)
+    t0 = time.time()
     if feats is not None:  # frozen CNNs: reuse (or fill) the training feature caches
         hyps = caption_features(model, feats, task.vocab, cfg, device, args.batch_size, progress=True)
     else:
         hyps = caption_source(model, src, task.vocab, cfg, device, limit=len(items), progress=True)
+    decode_seconds = time.time() - t0
     res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
     refs = {it.image_id: it.captions for it in items}
     report = score_captions(refs, res, metrics=metric_list(args), official=not args.fast)
@@ -111,7 +114,8 @@ def evaluate_captioner(args, ckpt: dict) -> int:
     coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
     (out / f"captions_{tag}.json").write_text(json.dumps(coco, indent=1))
     summary = {"checkpoint": str(args.checkpoint[0]), "split": args.split, "images": len(res),
-               "decode": vars(cfg), "scores": report.scores, "stats": stats, "settings": report.settings}
+               "decode": vars(cfg), "decode_seconds": round(decode_seconds, 2), "scores": report.scores,
+               "stats": stats, "settings": report.settings}
     if ens:
         summary["ensemble"] = list(map(str, args.checkpoint))
     (out / f"scores_{tag}.json").write_text(json.dumps(summary, indent=2))
