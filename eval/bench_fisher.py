@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from captionkit.fisher import (SentenceLM, SentenceLMConfig, fisher_vectors, fisher_vectors_autograd,
+from captionkit.fisher.rnn import (SentenceLM, SentenceLMConfig, fisher_vectors, fisher_vectors_autograd,
                                sample_coordinates)
 
 DATA = Path("../shared/data")

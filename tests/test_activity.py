@@ -171,7 +171,7 @@ def ramp_sequences(n: int, seed: int):
 
 
 def test_rnn_fv_pooling_sees_order_mean_pooling_does_not():
-    from captionkit.video_fisher import VideoFisherConfig, compare_pooling
+    from captionkit.fisher.video import VideoFisherConfig, compare_pooling
 
     torch.manual_seed(0)
     train, ytr = ramp_sequences(60, 0)

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from captionkit.fisher import (FisherNormalizer, SentenceLM, SentenceLMConfig, fisher_vectors,
+from captionkit.fisher.rnn import (FisherNormalizer, SentenceLM, SentenceLMConfig, fisher_vectors,
                                fisher_vectors_autograd, pad_sequences, reverse_padded, sample_coordinates,
                                train_lm)
-from captionkit.fisher_gmm import fit_gmm, gmm_fisher_vectors, mean_vectors
+from captionkit.fisher.gmm import fit_gmm, gmm_fisher_vectors, mean_vectors
 
 D, V = 6, 11
 LENGTHS = [4, 1, 7, 3, 5]

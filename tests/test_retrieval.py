@@ -168,7 +168,7 @@ def test_word2vec_binary_reader(tmp_path):
 from pathlib import Path  # noqa: E402
 
 from captionkit.config import load_config  # noqa: E402
-from captionkit.retrieval_run import RetrieveConfig, run_experiment  # noqa: E402
+from captionkit.tasks.retrieve import RetrieveConfig, run_experiment  # noqa: E402
 
 RECIPES = sorted(Path(__file__).resolve().parents[1].glob("recipes/retrieve_flickr8k_*.toml"))
 

@@ -1,6 +1,6 @@
 """``captionkit retrieve RECIPE.toml``: image-sentence retrieval (RNN-FV / baselines + CCA, or LRCN
 likelihood) on Flickr8k; fit on train, select on held-out train images, report on the chosen split;
-prints a table and writes JSON. The experiment itself lives in ``captionkit.retrieval_run``."""
+prints a table and writes JSON. The experiment itself lives in ``captionkit.tasks.retrieve``."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import load_config
-from ..retrieval_run import RetrieveConfig, run_experiment
+from ..tasks.retrieve import RetrieveConfig, run_experiment
 
 COLUMNS = (("annotation", "R@1"), ("annotation", "R@5"), ("annotation", "R@10"), ("annotation", "medr"),
            ("search", "R@1"), ("search", "R@5"), ("search", "R@10"), ("search", "medr"))

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from .data.captions import CaptionItem, load_flickr8k
-from .data.wordvec import UnknownReport, embed_sentences, read_word_vectors
-from .errors import UserError
-from .fisher import (FisherNormalizer, SentenceLM, SentenceLMConfig, describe, fisher_vectors,
+from ..data.captions import CaptionItem, load_flickr8k
+from ..data.wordvec import UnknownReport, embed_sentences, read_word_vectors
+from ..errors import UserError
+from ..fisher.rnn import (FisherNormalizer, SentenceLM, SentenceLMConfig, describe, fisher_vectors,
                      sample_coordinates, train_lm)
-from .fisher_gmm import fit_gmm, gmm_fisher_vectors, mean_vectors
-from . import retrieval as R
+from ..fisher.gmm import fit_gmm, gmm_fisher_vectors, mean_vectors
+from .. import retrieval as R
 
 METHODS = ("rnnfv_reg", "rnnfv_cls", "mean", "gmmfv", "lrcn")
 
@@ -105,8 +105,8 @@ def load_splits(cfg: RetrieveConfig) -> dict[str, list[CaptionItem]]:
 
 def image_features(cfg: RetrieveConfig, items: list[CaptionItem], log=print) -> torch.Tensor:
     """Frozen CNN features (N, Dx) for the items, through the shared on-disk cache."""
-    from .encoders import EncoderConfig, build_image_encoder
-    from .features import extract_features, load_image
+    from ..encoders import EncoderConfig, build_image_encoder
+    from ..features import extract_features, load_image
     enc = build_image_encoder(EncoderConfig(name=cfg.encoder, weights=str(_path(cfg.data_root, cfg.encoder_weights))))
     files = {it.image_id: it.file for it in items}
     feats, _ = extract_features(enc, list(files), lambda i: load_image(files[i]), cfg.feature_cache, 64)
@@ -197,9 +197,9 @@ def load_captioner(path: str, items: list[CaptionItem], cache_dir: str):
     """
     from types import SimpleNamespace
 
-    from . import checkpoint
-    from .features import extract_features, load_image
-    from .tasks import load_trained
+    from .. import checkpoint
+    from ..features import extract_features, load_image
+    from . import load_trained
 
     ckpt = checkpoint.load(path)
     if ckpt["task"] != "caption":

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .fisher import SentenceLM, SentenceLMConfig, fisher_vectors, pca_fit, train_lm
+from .rnn import SentenceLM, SentenceLMConfig, fisher_vectors, pca_fit, train_lm
 
 
 @dataclass
@@ -104,7 +104,7 @@ def video_frame_features(features_fn, frames_list, crop: int, device: torch.devi
 
     ``features_fn`` maps frames (1, T, C, S, S) to (1, T, D), e.g. ``ActivityRecognizer.features``.
     """
-    from .data.video import center_crop, to_tensor
+    from ..data.video import center_crop, to_tensor
 
     out = []
     for frames in frames_list:
@@ -119,9 +119,9 @@ def compare_on_checkpoint(checkpoint_path: str, cfg: VideoFisherConfig = VideoFi
                           device: str = "cpu", log=print) -> dict[str, float]:
     """Mean vs RNN-FV pooling of the frozen CNN features of an activity checkpoint, on its own
     train / test lists (every frame of each whole video, centre crop)."""
-    from . import checkpoint as ckpt_io
-    from .tasks import load_trained
-    from .tasks.activity import frame_loader, read_lists
+    from .. import checkpoint as ckpt_io
+    from ..tasks import load_trained
+    from ..tasks.activity import frame_loader, read_lists
 
     task, model = load_trained(ckpt_io.load(checkpoint_path), device)
     classes, train, test = read_lists(task.cfg.data)
