@@ -23,7 +23,8 @@ from torch import nn
 from .errors import UserError
 
 BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2")
-POOLS = {"avg": 1, "avgmax": 2, "grid2": 4}  # encoder.pool -> feature size in channels of the last map
+POOLS = {"avg": 1, "avgmax": 2, "grid2": 4, "grid": 1}  # encoder.pool -> feature size in channels of the last map
+# "grid" keeps every position: (B, K*K, C) for attention models and FV-VAE descriptors (cached in fp16)
 POOLED = ("resnet18", "resnet50", "mobilenet_v2")  # backbones whose last layer is a feature map
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -36,7 +37,8 @@ class EncoderConfig:
     lr: float = 0.0             # fine-tuning learning rate; 0 = train.lr
     image_size: int = 224       # images are resized to image_size x image_size
     pool: str = "avg"           # last feature map (B, C, h, w) -> vector: "avg" global average (C);
-                                # "avgmax" [average; max] (2C); "grid2" 2x2 average grid (4C, coarse layout)
+                                # "avgmax" [average; max] (2C); "grid2" 2x2 average grid (4C, coarse layout);
+                                # "grid" the whole K x K map as K*K vectors of C (attention, FV-VAE)
     cache: bool = True          # cache features on disk when frozen
     cache_dir: str = ".cache/captionkit/features"
     batch_size: int = 64        # feature extraction batch size
@@ -78,13 +80,16 @@ def _backbone(name: str) -> tuple[nn.Module, int]:
 
 
 class Pool(nn.Module):
-    """feature map (B, C, h, w) -> (B, k*C) for ``encoder.pool`` "avgmax" (k=2) or "grid2" (k=4)."""
+    """feature map (B, C, h, w) -> (B, k*C) for ``encoder.pool`` "avgmax" (k=2) or "grid2" (k=4);
+    -> (B, h*w, C) for "grid"."""
 
     def __init__(self, kind: str):
         super().__init__()
         self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "grid":
+            return x.flatten(2).transpose(1, 2)  # (B, C, h, w) -> (B, h*w, C), row-major positions
         if self.kind == "avgmax":
             return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)  # (B, 2C)
         return nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # (B, C*4), channel-major
@@ -97,6 +102,9 @@ def _truncate(name: str, model: nn.Module, pool: str = "avg") -> nn.Module:
         return nn.Sequential(model.features, model.avgpool, nn.Flatten(), head)
     if name.startswith("resnet"):
         model.fc = nn.Identity()
+        if pool == "grid":  # resnet's forward flattens after avgpool: (B, h*w, C) -> (B, h*w*C) -> back
+            model.avgpool, model.fc = Pool(pool), nn.Unflatten(1, (-1, model.layer4[-1].conv1.in_channels))
+            return model
         if pool != "avg":
             model.avgpool = Pool(pool)  # resnet's forward flattens after avgpool: a no-op here
         return model

@@ -34,6 +34,12 @@ def load_image(path: str | Path) -> Image.Image:
         raise UserError(f"corrupt or unreadable image: {path} ({type(e).__name__})") from None
 
 
+def stored(feats: torch.Tensor) -> torch.Tensor:
+    """How features are kept: pooled (N, D) in fp32; grids (N, K*K, D) in fp16 (half the disk and
+    memory; consumers cast batches back to fp32)."""
+    return feats.detach().cpu().to(torch.float16 if feats.dim() == 3 else torch.float32)
+
+
 def encoder_key(identity: str) -> str:
     return hashlib.sha1(identity.encode()).hexdigest()[:16]
 
@@ -59,9 +65,10 @@ class FeatureCache:
         (self.dir / "identity.txt").write_text(self.identity + "\n")
         # a name no other writer can pick: processes sharing one cache never overwrite each other
         name = f"shard_{time.time_ns():020d}_{os.getpid()}_{uuid.uuid4().hex[:8]}.pt"
-        ckpt_io.save_atomic({"ids": list(ids), "feats": feats.float().cpu().contiguous()}, self.dir / name)
+        feats = stored(feats)
+        ckpt_io.save_atomic({"ids": list(ids), "feats": feats.contiguous()}, self.dir / name)
         for i, fid in enumerate(ids):
-            self.feats[fid] = feats[i].float().cpu()
+            self.feats[fid] = feats[i]
 
 
 def extract_features(encoder, ids: Sequence[str], load: Callable[[str], Image.Image],
@@ -90,7 +97,7 @@ def extract_features(encoder, ids: Sequence[str], load: Callable[[str], Image.Im
                         raise
                     skipped.append(fid)
             if chunk:
-                feats = encoder(torch.stack(tensors).to(device)).float().cpu()  # (b, D)
+                feats = stored(encoder(torch.stack(tensors).to(device)))  # (b, D) or (b, K*K, D)
                 if cache:
                     cache.add(chunk, feats)
                 have.update({fid: feats[i] for i, fid in enumerate(chunk)})
