@@ -50,6 +50,7 @@ class DecodeConfig:
     length_norm: float = 0.0    # 0 = off (the paper); >0 = divide score by len**alpha when ranking
     seed: int = 0               # seed of the sampling generator
     chunk: int = 0              # 0 = automatic; bounds memory for sample-N (B*chunk rows per step)
+    allow_unk: bool = False     # False: the unknown-word token is never generated (see ``banning``)
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, what: str) -> None:
@@ -362,9 +363,25 @@ def score_sequences(step: StepFn, state: State, sequences: torch.Tensor, lengths
     return total
 
 
-def decode(step: StepFn, state: State, cfg: DecodeConfig, *, bos: int, eos: int
+def banning(step: StepFn, banned: list[int]) -> StepFn:
+    """``step`` whose log-probabilities of the ``banned`` ids are -inf: no decoder picks them. The
+    other words keep the model's log-probabilities (not renormalised), so a hypothesis' ``logp`` is
+    still its probability under the model."""
+    def masked(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        logp, state = step(tokens, state)
+        logp = logp.clone()
+        logp[:, banned] = -math.inf  # (R, V)
+        return logp, state
+    return masked
+
+
+def decode(step: StepFn, state: State, cfg: DecodeConfig, *, bos: int, eos: int, unk: int | None = None
            ) -> list[list[Hypothesis]]:
-    """Decode B inputs with the method in ``cfg``: state with B rows -> B lists of Hypotheses."""
+    """Decode B inputs with the method in ``cfg``: state with B rows -> B lists of Hypotheses.
+
+    With ``unk`` given, that id is never generated unless ``cfg.allow_unk``."""
+    if unk is not None and not cfg.allow_unk:
+        step = banning(step, [unk])
     if cfg.method == "greedy":
         return greedy(step, state, bos=bos, eos=eos, max_len=cfg.max_len)
     if cfg.method == "beam":

@@ -8,10 +8,18 @@ Weights (``encoder.weights``):
   "DEFAULT", "IMAGENET1K_V1", ...   a torchvision weight enum (downloads, so needs the network)
   a file path         a local state dict in torchvision's key layout; partial dicts load (e.g. a
                       features-only MobileNetV2) and the missing keys are reported
+
+Precision (``encoder.precision``, frozen encoders): "fp32" (default) or "bf16" (autocast). It is part
+of the encoder's ``identity`` (a ":bf16" suffix), which keys the feature cache and is recorded in
+checkpoints, and ``forward`` always runs in the identity's precision, so cached features, captioning
+a new image and an evaluation all compute the same function. ``for_inference`` gives the fast
+extraction path: BatchNorm folded into the convolutions and channels_last memory (issue 21).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,7 @@ POOLS = {"avg": 1, "avgmax": 2, "grid2": 4, "grid": 1}  # encoder.pool -> featur
 # "grid" keeps every position: (B, K*K, C) for attention models and FV-VAE descriptors (cached in fp16)
 POOLED = ("resnet18", "resnet50", "mobilenet_v2")  # backbones whose last layer is a feature map
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -42,12 +51,21 @@ class EncoderConfig:
     cache: bool = True          # cache features on disk when frozen
     cache_dir: str = ".cache/captionkit/features"
     batch_size: int = 64        # feature extraction batch size
+    precision: str = "fp32"     # frozen-encoder precision: "fp32" | "bf16" (autocast; fast only where
+                                # the CPU has native bf16 (AVX512-BF16/AMX) or on a GPU; this AVX2
+                                # machine runs it ~50x slower, README "CPU performance"). Part of the
+                                # feature-cache key and of the checkpoint
 
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
             raise ValueError(f"encoder.name must be one of {BACKBONES}, got {self.name!r}")
         if self.pool not in POOLS:
             raise ValueError(f"encoder.pool must be one of {tuple(POOLS)}, got {self.pool!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"encoder.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision != "fp32" and self.finetune:
+            raise ValueError("encoder.precision applies to frozen encoders; a fine-tuned CNN trains in "
+                             "train.amp's precision")
         if self.pool != "avg" and self.name not in POOLED:
             raise ValueError(f"encoder.pool={self.pool!r} needs a backbone with a final feature map "
                              f"{POOLED}, not {self.name!r}")
@@ -186,8 +204,50 @@ class ImageEncoder(nn.Module):
         x = torchvision.transforms.functional.pil_to_tensor(img).float().div_(255)  # (3, S, S)
         return (x - self._cpu_mean) / self._cpu_std
 
+    @property
+    def precision(self) -> str:
+        """"bf16" when the identity says so: a checkpoint's recorded identity decides, not the config."""
+        return "bf16" if "bf16" in self.identity.split(":") else "fp32"
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)  # (B, 3, S, S) -> (B, D)
+        return run_in_precision(self.net, images, self.precision)  # (B, 3, S, S) -> (B, D)
+
+    def for_inference(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The same function as ``forward`` in eval mode, faster on CPUs: a copy of the CNN with
+        BatchNorm folded into the convolutions (equal up to fp32 rounding) in channels_last memory."""
+        net = fold_batchnorm(self.net).to(memory_format=torch.channels_last)
+        precision = self.precision
+
+        def run(images: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, D)
+            return run_in_precision(net, images.contiguous(memory_format=torch.channels_last), precision)
+        return run
+
+
+def run_in_precision(net: nn.Module, images: torch.Tensor, precision: str) -> torch.Tensor:
+    """net(images) in fp32, or under bf16 autocast with fp32 output."""
+    if precision == "fp32":
+        return net(images)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16):
+        return net(images).float()
+
+
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``net`` with every Conv2d -> BatchNorm2d pair folded into one convolution;
+    a plain eval-mode copy when torch.fx cannot trace the module."""
+    from torch.fx.experimental.optimization import fuse
+
+    net = copy.deepcopy(net).eval()
+    try:
+        return fuse(net, inplace=True)
+    except Exception:  # tracing fails on data-dependent control flow; folding is only a speed-up
+        return net
+
+
+def bf16_supported(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` has native bf16 kernels (a GPU that supports it; a CPU with AVX512-BF16/AMX)."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = None,
@@ -196,8 +256,9 @@ def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = No
 
     ``load_weights=False`` skips ``cfg.weights`` (a checkpoint's state dict will fill the weights).
     """
+    precision = "" if cfg.precision == "fp32" else f":{cfg.precision}"  # fp32 keeps the old cache keys
     if cfg.name == "tiny":
-        return ImageEncoder(cfg, TinyCNN(cfg.image_size), 256, f"tiny:{cfg.image_size}:random")
+        return ImageEncoder(cfg, TinyCNN(cfg.image_size), 256, f"tiny:{cfg.image_size}:random{precision}")
     model, dim = _backbone(cfg.name)
     report, tag = "random initialisation", "random"
     if cfg.weights and load_weights:
@@ -210,7 +271,7 @@ def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = No
         else:
             model = _torchvision_weights(cfg.name, cfg.weights)
             report, tag = f"torchvision weights {cfg.weights}", "enum:" + cfg.weights
-    identity = f"{cfg.name}:{cfg.image_size}:{tag}" + ("" if cfg.pool == "avg" else f":{cfg.pool}")
+    identity = f"{cfg.name}:{cfg.image_size}:{tag}" + ("" if cfg.pool == "avg" else f":{cfg.pool}") + precision
     return ImageEncoder(cfg, _truncate(cfg.name, model, cfg.pool), dim * POOLS[cfg.pool], identity, report)
 
 

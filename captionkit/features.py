@@ -11,7 +11,9 @@ import hashlib
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -74,8 +76,11 @@ class FeatureCache:
 def extract_features(encoder, ids: Sequence[str], load: Callable[[str], Image.Image],
                      cache_dir: str | Path | None, batch_size: int = 64,
                      device: torch.device | str = "cpu", skip_bad: bool = False,
-                     desc: str = "features") -> tuple[dict[str, torch.Tensor], list[str]]:
+                     desc: str = "features", threads: int = 1) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Features for ``ids`` (loading images with ``load(id)``), through the cache when given.
+
+    Images are decoded by ``threads`` background threads while the CNN runs (``prefetched_batches``),
+    and the CNN runs through the encoder's ``for_inference`` path when it has one (issue 21).
 
     Returns ({id: feature (D,)}, ids skipped as unreadable). Without ``skip_bad`` an unreadable
     image raises UserError naming the file; with it, the image is skipped and counted.
@@ -85,21 +90,63 @@ def extract_features(encoder, ids: Sequence[str], load: Callable[[str], Image.Im
     todo = [i for i in dict.fromkeys(ids) if i not in have]
     skipped: list[str] = []
     encoder = encoder.to(device).eval()
+    # the encoder's fast inference path (BatchNorm folded, channels_last); any other callable as is
+    run = encoder.for_inference() if hasattr(encoder, "for_inference") and todo else encoder
+    prepare = lambda fid: encoder.preprocess(load(fid))  # noqa: E731
     with torch.inference_mode(), tqdm(total=len(todo), desc=desc, disable=not todo, leave=False) as bar:
-        for start in range(0, len(todo), batch_size):
-            chunk, tensors = [], []
-            for fid in todo[start:start + batch_size]:
-                try:
-                    tensors.append(encoder.preprocess(load(fid)))
-                    chunk.append(fid)
-                except UserError:
-                    if not skip_bad:
-                        raise
-                    skipped.append(fid)
+        for chunk, tensors, bad in prefetched_batches(todo, batch_size, prepare, skip_bad, threads):
+            skipped += bad
             if chunk:
-                feats = stored(encoder(torch.stack(tensors).to(device)))  # (b, D) or (b, K*K, D)
+                feats = stored(run(torch.stack(tensors).to(device)))  # (b, D) or (b, K*K, D)
                 if cache:
                     cache.add(chunk, feats)
                 have.update({fid: feats[i] for i, fid in enumerate(chunk)})
-            bar.update(len(todo[start:start + batch_size]))
+            bar.update(len(chunk) + len(bad))
     return {i: have[i] for i in ids if i in have}, skipped
+
+
+def prefetched_batches(ids: Sequence[str], batch_size: int, prepare: Callable[[str], torch.Tensor],
+                       skip_bad: bool, threads: int = 1):
+    """Yield (ids, tensors, skipped ids) per batch, in order, prepared by ``threads`` background
+    threads that stay up to ``threads`` batches ahead of the consumer (image decoding overlaps the CNN;
+    PIL and torch release the GIL). An unreadable image raises its UserError at its batch unless
+    ``skip_bad``.
+    """
+    def load_batch(batch: Sequence[str]):
+        ok, tensors, bad = [], [], []
+        for fid in batch:
+            try:
+                tensors.append(prepare(fid))
+                ok.append(fid)
+            except UserError:
+                if not skip_bad:
+                    raise
+                bad.append(fid)
+        return ok, tensors, bad
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        pending: deque = deque()
+        for start in range(0, len(ids), batch_size):
+            pending.append(pool.submit(load_batch, ids[start:start + batch_size]))
+            if len(pending) > max(1, threads):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def frozen_features(encoder, ids: Sequence[str], load, cache_dir, batch_size: int = 64,
+                    device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Features (N, D) of ``ids`` through the feature caches when every CNN is frozen, else None.
+
+    A single encoder uses its cache; an EnsembleEncoder uses each member CNN's own cache.
+    """
+    from .models.ensemble import EnsembleEncoder
+
+    parts = list(encoder.encoders) if isinstance(encoder, EnsembleEncoder) else [encoder]
+    if not cache_dir or not all(p.frozen for p in parts):
+        return None
+    out = []
+    for p in parts:
+        feats, _ = extract_features(p, ids, load, cache_dir, batch_size, device)
+        out.append(torch.stack([feats[i] for i in ids]))  # (N, D_p)
+    return torch.cat(out, dim=1)

@@ -41,7 +41,9 @@ class TrainConfig:
     gamma: float = 0.5
     clip: float = 5.0               # max global gradient norm; 0 = off
     label_smoothing: float = 0.0    # for cross-entropy losses over words
-    amp: str = "auto"               # "auto" (bf16/fp16 on CUDA, off on CPU) | "off" | "bf16" | "fp16"
+    amp: str = "auto"               # "auto" (bf16/fp16 on CUDA, off on CPU) | "off" | "bf16" (CUDA, or
+                                    # CPU autocast: fast only with native bf16, see README "CPU
+                                    # performance") | "fp16" (CUDA only; off on CPU)
     device: str = "auto"            # "auto" | "cpu" | "cuda" | "cuda:N"
     seed: int = 0
     workers: int = 0                # DataLoader worker processes
@@ -171,8 +173,10 @@ def build_schedule(cfg: TrainConfig, opt, steps_per_epoch: int):
 
 
 def amp_settings(cfg: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
-    if device.type != "cuda" or cfg.amp == "off":
+    if cfg.amp == "off":
         return False, torch.float32
+    if device.type != "cuda":  # CPU autocast only when asked for: "auto" keeps fp32 on CPUs
+        return (True, torch.bfloat16) if cfg.amp == "bf16" else (False, torch.float32)
     if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
         return True, torch.float16
     return True, torch.bfloat16
@@ -310,11 +314,8 @@ def _broadcast_stop(stop: bool, run: Run) -> bool:
 
 def _init_checkpoint(task: Task, cfg: TrainConfig) -> dict:
     """The checkpoint named by train.init_from (weights only), checked to be of this task."""
-    init = ckpt_io.load(cfg.init_from, map_location="cpu")
-    if init.get("task") != task.name:
-        raise UserError(f"train.init_from={cfg.init_from} is a {init.get('task')!r} checkpoint, "
-                        f"this recipe trains {task.name!r}")
-    return init
+    from .tasks.loading import read_checkpoint
+    return read_checkpoint(cfg.init_from, expect=task.name)
 
 
 def fit(task: Task, resume: bool = False) -> dict:

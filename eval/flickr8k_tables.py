@@ -159,16 +159,15 @@ class Evaluator:
     ``row(decode, n)`` -> one table row."""
 
     def __init__(self, args, checkpoint: str):
-        from captionkit import checkpoint as ckpt_io
-        from captionkit.models.ensemble import frozen_features, with_members
-        from captionkit.tasks import load_trained
+        from captionkit.features import frozen_features
         from captionkit.tasks.caption_data import load_split
+        from captionkit.tasks.loading import load_captioners
 
         self.args, self.checkpoint = args, checkpoint
         self.paths = checkpoint.split("+")
         self.suffix = f"_ens{len(self.paths)}" if len(self.paths) > 1 else ""
         checkpoint = self.paths[0]
-        self.task, self.model = with_members(*load_trained(ckpt_io.load(checkpoint), "cpu"), self.paths, "cpu")
+        self.task, self.model = load_captioners(self.paths, "cpu")
         cfg = self.task.cfg
         self.items = load_split(cfg.data, "val").items
         self.n_all = len(self.items)

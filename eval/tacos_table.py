@@ -30,12 +30,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from captionkit import checkpoint  # noqa: E402
 from captionkit.data import tacos  # noqa: E402
 from captionkit.data.tuples import TupleSet, load_tuples  # noqa: E402
 from captionkit.decoding import DecodeConfig  # noqa: E402
 from captionkit.metrics import score_captions  # noqa: E402
-from captionkit.tasks import load_task, load_trained  # noqa: E402
+from captionkit.tasks import load_task  # noqa: E402
+from captionkit.tasks.loading import load_checkpoint, read_checkpoint  # noqa: E402
 from captionkit.tasks.describe import bleu4, describe_segments, encode_tuples  # noqa: E402
 from captionkit.train import fit  # noqa: E402
 from captionkit.vocab import Vocab, pad_captions  # noqa: E402
@@ -136,13 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     for arch in args.archs:
         best, seconds = train_or_reuse(arch, bench, Path(args.runs), args.reuse, args.set)
         timings[arch] = seconds
-        task, model = load_trained(checkpoint.load(best))
+        task, model = load_checkpoint(best, "describe")
         labels, probs = encode_tuples(test, task.slots, task.labels)
         hyps = [h[0][0] for h in describe_segments(model, labels, probs, task.vocab, decode_cfg)]
         results[arch] = score(hyps, test, lambda s, v=task.vocab: " ".join(v.words(s)))
         results[arch]["examples"] = hyps[:5]
         results[arch]["distinct_sentences"] = len(set(hyps))   # low = the tuple is being ignored
-        results[arch]["best_val_BLEU4"] = checkpoint.load(best)["best"]
+        results[arch]["best_val_BLEU4"] = read_checkpoint(best, "describe")["best"]
         results[arch]["tuple_reliance"] = tuple_reliance(model, task, test)
         results[arch]["model"] = {k: getattr(task.cfg.model, k) for k in ("arch", "hidden", "embed", "tuple_proj",
                                                                           "tuple_init")}

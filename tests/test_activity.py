@@ -3,14 +3,14 @@ validation, late fusion, recipes, evaluation output, RNN-FV video pooling, and L
 single-frame baseline on a tiny order-dependent synthetic set."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from captionkit.data.synth_video import direction_accuracy, order_pairs
+from captionkit.data.synth_video import order_pairs
+from captionkit.metrics.classification import direction_accuracy
 from captionkit.encoders import EncoderConfig, build_image_encoder
 from captionkit.errors import UserError
 from captionkit.models.activity import ActivityModelConfig, ActivityRecognizer, clip_probabilities, late_fusion
@@ -117,14 +117,11 @@ def tiny_task(tmp: Path, kind: str, epochs: int, **train) -> ActivityTask:
 
 
 def eval_ckpt(ckpt_path: str, out: Path, capsys) -> dict:
-    from captionkit import checkpoint
-    from captionkit.cli.evaluate_activity import run_activity_eval
+    from captionkit.cli import main
 
-    args = argparse.Namespace(checkpoint=ckpt_path, split="test", data_root=None, overrides=[], limit=0,
-                              out=str(out), tag=None, device="cpu", json=True)
     capsys.readouterr()
-    assert run_activity_eval(args, checkpoint.load(ckpt_path)) == 0
-    return json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--checkpoint", str(ckpt_path), "--split", "test", "--out", str(out), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)  # --json: stdout is one JSON object and nothing else
 
 
 def test_smoke_train_evaluate_resume(tmp_path, capsys):
@@ -180,3 +177,27 @@ def test_rnn_fv_pooling_sees_order_mean_pooling_does_not():
     acc = compare_pooling(train, ytr, test, yte, 2, cfg, log=lambda *a: None)
     assert acc["mean"] <= 0.65  # order-free pooling: chance on time-reversed classes
     assert acc["rnn_fv"] >= acc["mean"] + 0.15
+
+
+def test_video_fisher_script_compares_poolings_on_a_checkpoint(tmp_path, capsys):
+    """eval/video_fisher.py: a trained activity checkpoint's frame features, mean vs RNN-FV pooling;
+    a captioner checkpoint is the one-line wrong-task error."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("video_fisher", Path(__file__).parents[1] / "eval" / "video_fisher.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.manual_seed(0)
+    summary = fit(tiny_task(tmp_path, "single", 1, max_steps_per_epoch=2))
+    out = tmp_path / "vf.json"
+    assert script.main(["--checkpoint", summary["best_checkpoint"], "--hidden", "8", "--lm-epochs", "2",
+                        "--pca", "0", "--clf-epochs", "20", "--out", str(out)]) == 0
+    acc = json.loads(out.read_text())["accuracy"]
+    assert set(acc) == {"mean", "rnn_fv"} and all(0.0 <= v <= 1.0 for v in acc.values())
+    from captionkit import checkpoint
+    ckpt = checkpoint.load(summary["best_checkpoint"])
+    ckpt["task"] = "caption"
+    checkpoint.save_atomic(ckpt, tmp_path / "wrong.pt")
+    capsys.readouterr()
+    assert script.main(["--checkpoint", str(tmp_path / "wrong.pt")]) == 2
+    assert "'caption' checkpoint; expected an activity recogniser" in capsys.readouterr().err

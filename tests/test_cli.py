@@ -63,7 +63,7 @@ def test_evaluate_writes_captions_and_scores(trained):
 
 def test_evaluate_output_names_differ_for_every_decoding():
     """Two decodings evaluated into one folder must never overwrite each other's files."""
-    from captionkit.cli.evaluate import decode_tag
+    from captionkit.tasks.outputs import decode_tag
     from captionkit.decoding import DecodeConfig
 
     configs = [DecodeConfig(method="greedy"), DecodeConfig(method="beam", beam_size=3),

@@ -157,7 +157,8 @@ def test_checkpoint_needs_no_weights_file_and_keeps_its_cache_identity(tmp_path,
     import shutil
 
     from captionkit import checkpoint
-    from captionkit.tasks import load_task, load_trained
+    from captionkit.tasks import load_task
+    from captionkit.tasks.loading import load_trained
     from captionkit.train import fit
 
     from conftest import tiny_caption_recipe

@@ -7,7 +7,8 @@ from PIL import Image
 from captionkit.decoding import DecodeConfig, decode
 from captionkit.encoders import EncoderConfig, build_image_encoder
 from captionkit.models.captioner import CaptionModelConfig, Captioner
-from captionkit.models.ensemble import Ensemble, EnsembleEncoder, frozen_features
+from captionkit.features import frozen_features
+from captionkit.models.ensemble import Ensemble, EnsembleEncoder
 
 V, BOS, EOS = 12, 1, 2
 

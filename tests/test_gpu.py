@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from captionkit import checkpoint
-from captionkit.tasks import load_task, load_trained
+from captionkit.tasks import load_task
+from captionkit.tasks.loading import load_trained
 from captionkit.train import fit
 
 from conftest import tiny_caption_recipe

@@ -12,7 +12,8 @@ import torch
 
 from captionkit import checkpoint
 from captionkit.errors import UserError
-from captionkit.tasks import load_task, load_trained
+from captionkit.tasks import load_task
+from captionkit.tasks.loading import load_trained
 from captionkit.tasks.caption_data import load_split
 from captionkit.tasks.caption_generate import caption_source
 from captionkit.train import fit

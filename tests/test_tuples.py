@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from captionkit.data import tacos
+from captionkit.data import tacos, tacos_rules
 from captionkit.data.tuples import NONE, OTHER, SLOTS, Segment, TupleSet, load_tacos_multilevel, load_tuples, \
     save_tuples
 from captionkit.decoding import DecodeConfig
@@ -45,14 +45,14 @@ TACOS = ROOT.parent / "shared" / "data" / "tacos"
     ("She chopped the knives' leaves", {"activity": "chop", "object": "leaf"}),
 ])
 def test_extractor(sentence, expected):
-    got = tacos.extract_tuple(sentence)
+    got = tacos_rules.extract_tuple(sentence)
     assert got == {s: expected.get(s, NONE) for s in SLOTS}
 
 
 def test_lemmatisers():
-    assert [tacos.verb_lemma(w) for w in ("took", "chopped", "slices", "placed", "cutting", "carries")] == \
+    assert [tacos_rules.verb_lemma(w) for w in ("took", "chopped", "slices", "placed", "cutting", "carries")] == \
         ["take", "chop", "slice", "place", "cut", None]
-    assert [tacos.noun_lemma(w) for w in ("potatoes", "knives", "berries", "dishes", "glass", "cucumbers")] == \
+    assert [tacos_rules.noun_lemma(w) for w in ("potatoes", "knives", "berries", "dishes", "glass", "cucumbers")] == \
         ["potato", "knife", "berry", "dish", "glass", "cucumber"]
 
 
@@ -240,7 +240,8 @@ def test_tuple_projection_config():
 def test_architecture_overfits_tiny_tuples(tmp_path, capsys, arch, proj):
     """fit() on four tuples, then greedy and beam decoding reproduce every sentence exactly."""
     from captionkit.checkpoint import load
-    from captionkit.tasks import load_task, load_trained
+    from captionkit.tasks import load_task
+    from captionkit.tasks.loading import load_trained
     from captionkit.tasks.describe import describe_segments, encode_tuples
     from captionkit.train import fit
 

@@ -11,7 +11,8 @@ import sys
 
 from ..errors import UserError
 
-COMMANDS = ("demo", "train", "caption", "evaluate", "score", "retrieve", "classify", "describe")
+COMMANDS = ("demo", "train", "caption", "evaluate", "score", "retrieve", "classify", "describe",
+            "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from .decode_args import add_decode_args, decode_config_from_args
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 def add_parser(sub) -> None:
@@ -25,31 +22,14 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expanded to their image files (sorted)."""
-    from ..errors import UserError
-
-    files: list[Path] = []
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise UserError(f"no such image or folder: {path}")
-    if not files:
-        raise UserError(f"no images found in {', '.join(inputs)}")
-    return files
-
-
 def run(args) -> int:
     import torch
 
+    from ..data.files import expand_inputs
     from ..errors import UserError
     from ..features import load_image
-    from ..models.ensemble import load_captioners
     from ..tasks.caption_generate import caption_features, encode_images
+    from ..tasks.loading import load_captioners
 
     task, model = load_captioners(args.checkpoint, args.device)
     cfg = decode_config_from_args(args, task.cfg.decode)

@@ -9,7 +9,6 @@ for the RGB model (the paper: 1/2 or 1/3).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 
 def add_parser(sub) -> None:
@@ -27,72 +26,21 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def expand_videos(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expanded to their video files (class sub-folders too), sorted."""
-    from ..data.video import list_videos
-    from ..errors import UserError
-
-    files: list[Path] = []
-    for name in inputs:
-        path = Path(name)
-        if path.is_dir():
-            files += list_videos(path)
-        elif path.exists():
-            files.append(path)
-        else:
-            raise UserError(f"no such video or folder: {path}")
-    if not files:
-        raise UserError(f"no videos found in {', '.join(inputs)}")
-    return files
-
-
-def load_activity(path: str, device):
-    """An activity checkpoint -> (task, model in eval mode)."""
-    from .. import checkpoint
-    from ..errors import UserError
-    from ..tasks import load_trained
-
-    ckpt = checkpoint.load(path)
-    if ckpt["task"] != "activity":
-        raise UserError(f"{path}: a {ckpt['task']!r} checkpoint, not an activity recogniser")
-    return load_trained(ckpt, device)
-
-
-def video_probabilities(paths: list[Path], checkpoint: str, fuse_with: str | None, rgb_weight: float,
-                        device) -> tuple[list[str], "torch.Tensor"]:  # noqa: F821
-    """Videos -> (class names, probabilities (N, K)), late-fused over two checkpoints when asked."""
-    from ..errors import UserError
-    from ..tasks.activity import late_fusion, predict_videos
-
-    task, model = load_activity(checkpoint, device)
-    probs = predict_videos(model, paths, task.cfg.data, task.cfg.encoder.image_size, device)
-    if fuse_with is None:
-        return task.classes, probs
-    other_task, other = load_activity(fuse_with, device)
-    if other_task.classes != task.classes:
-        raise UserError(f"--fuse-with {fuse_with}: its classes differ from {checkpoint}'s")
-    modalities = (task.cfg.data.modality, other_task.cfg.data.modality)
-    if sorted(modalities) != ["flow", "rgb"]:
-        raise UserError(f"late fusion needs one rgb and one flow checkpoint, got {modalities}")
-    other_probs = predict_videos(other, paths, other_task.cfg.data, other_task.cfg.encoder.image_size, device)
-    p_rgb, p_flow = (probs, other_probs) if modalities[0] == "rgb" else (other_probs, probs)
-    try:
-        return task.classes, late_fusion(p_rgb, p_flow, rgb_weight)
-    except ValueError as e:
-        raise UserError(f"--rgb-weight: {e}") from None
-
-
 def run(args) -> int:
     import torch
 
+    from ..data.files import expand_inputs
     from ..errors import UserError
+    from ..tasks.activity_eval import CLASSIFIERS, video_probabilities
+    from ..tasks.loading import load_checkpoint
 
     if args.topk < 1:
         raise UserError(f"--topk must be positive, got {args.topk}")
-    paths = expand_videos(args.inputs)
-    with torch.no_grad():
-        classes, probs = video_probabilities(paths, args.checkpoint, args.fuse_with, args.rgb_weight,
-                                             torch.device(args.device))
+    paths = expand_inputs(args.inputs, "video")
+    device = torch.device(args.device)
+    task, model = load_checkpoint(args.checkpoint, CLASSIFIERS, device)
+    probs = video_probabilities(task, model, paths, device, args.fuse_with, args.rgb_weight)
+    classes = task.classes
     k = min(args.topk, len(classes))
     top_p, top_i = probs.topk(k, dim=1)  # (N, k) each
     for path, ps, ids in zip(paths, top_p.tolist(), top_i.tolist()):

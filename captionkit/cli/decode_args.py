@@ -75,6 +75,8 @@ def add_decode_args(parser: argparse.ArgumentParser) -> None:
                        help="rank beams by logp / len**A (0 = off, as in the paper)")
     group.add_argument("--seed", dest="decode_seed", type=int, metavar="S",
                        help="seed of the sampling generator")
+    group.add_argument("--allow-unk", action="store_true", default=None,
+                       help="let captions contain <unk> (by default the unknown-word token is masked)")
 
 
 def decode_config_from_args(args: argparse.Namespace, default: DecodeConfig | None = None
@@ -89,7 +91,8 @@ def decode_config_from_args(args: argparse.Namespace, default: DecodeConfig | No
     if args.sample is not None:
         changes.update(method="sample", n=args.sample)
     given = {"temperature": args.temperature, "max_len": args.max_len, "nbest": args.nbest,
-             "length_norm": args.length_norm, "seed": args.decode_seed}
+             "length_norm": args.length_norm, "seed": args.decode_seed,
+             "allow_unk": getattr(args, "allow_unk", None)}
     changes.update({field: value for field, value in given.items() if value is not None})
     method = changes.get("method", base.method)
     only_for = {"temperature": "sample", "seed": "sample", "length_norm": "beam"}

@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from .. import checkpoint
     from ..metrics import caption_stats, score_captions
-    from ..tasks import load_task, load_trained
+    from ..tasks import load_task
+    from ..tasks.loading import load_checkpoint
     from ..tasks.caption_data import load_split
     from ..tasks.caption_generate import caption_source
     from ..train import fit
@@ -50,8 +50,7 @@ def run(args) -> int:
     summary = fit(task)
     t_train = time.time() - t0
 
-    ckpt = checkpoint.load(out / "best.pt")
-    task, model = load_trained(ckpt)
+    task, model = load_checkpoint(out / "best.pt", "caption")
     test = load_split(task.cfg.data, "test")
     hyps = caption_source(model, test, task.vocab, task.cfg.decode, torch.device("cpu"))
     res = {it.image_id: h[0][0] for it, h in zip(test.items, hyps)}

@@ -3,13 +3,12 @@
 Captioners: caption a split of the checkpoint's dataset, score it with ``captionkit score``'s
 machinery (official scorers; ``--fast`` for the exact fast BLEU/CIDEr-D only), print the table and
 the LRCN caption statistics, and write the captions (COCO results format) and the scores (JSON).
-Several captioner checkpoints decode as one ensemble (``captionkit.models.ensemble``).
-Activity recognisers and video describers are evaluated by their own task modules.
+Several captioner checkpoints decode as one ensemble. Activity recognisers: accuracy, per-class
+accuracy and a confusion-matrix PNG (``--fuse-with`` late-fuses RGB and flow). Video describers:
+sentences for a tuple file, BLEU-4 (sacrebleu) and the caption metrics.
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 from .decode_args import add_decode_args, decode_config_from_args
@@ -32,7 +31,8 @@ def add_parser(sub) -> None:
                    help="BLEU and CIDEr-D by the exact numpy path and the Python PTB tokenizer (no Java)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print the scores as one JSON object on stdout (tables go to stderr)")
     p.add_argument("--fuse-with", default=None, metavar="CKPT",
                    help="activity: late-fuse with the other modality's checkpoint (LRCN Table 1)")
     p.add_argument("--rgb-weight", type=float, default=0.5,
@@ -47,83 +47,72 @@ def metric_list(args) -> tuple[str, ...]:
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
-def decode_tag(cfg) -> str:
-    if cfg.method == "beam":  # length normalisation changes the captions: its own files
-        return f"beam{cfg.beam_size}" + (f"_ln{cfg.length_norm:g}" if cfg.length_norm else "")
-    if cfg.method == "sample":
-        return f"sample{cfg.n}_T{cfg.temperature:g}"
-    return "greedy"
-
-
 def run(args) -> int:
-    from .. import checkpoint
+    from ..errors import UserError
+    from ..tasks.activity_eval import CLASSIFIERS
+    from ..tasks.loading import read_checkpoint
 
-    ckpt = checkpoint.load(args.checkpoint[0])
-    if ckpt["task"] != "caption" and len(args.checkpoint) > 1:
-        from ..errors import UserError
-        raise UserError(f"only captioners decode as an ensemble; {args.checkpoint[0]} is a {ckpt['task']!r} "
+    kind = read_checkpoint(args.checkpoint[0], expect=("caption", "describe") + CLASSIFIERS)["task"]
+    if kind != "caption" and len(args.checkpoint) > 1:
+        raise UserError(f"only captioners decode as an ensemble; {args.checkpoint[0]} is a {kind!r} "
                         "checkpoint (activity models fuse with --fuse-with)")
-    if ckpt["task"] != "caption":
-        args.checkpoint = args.checkpoint[0]
-    if ckpt["task"] == "activity":
-        from .evaluate_activity import run_activity_eval
-        return run_activity_eval(args, ckpt)
-    if ckpt["task"] == "describe":
-        from .describe import run_describe_eval
-        return run_describe_eval(args, ckpt)
-    return evaluate_captioner(args, ckpt)
+    if args.limit < 0:
+        raise UserError(f"--limit must be >= 0 (0 = all), got {args.limit}")
+    if args.fuse_with is not None and kind not in CLASSIFIERS:
+        raise UserError(f"--fuse-with is for activity checkpoints; {args.checkpoint[0]} is a {kind!r} checkpoint")
+    evaluate = evaluate_activity if kind in CLASSIFIERS else evaluate_text
+    return evaluate(args, kind)
 
 
-def evaluate_captioner(args, ckpt: dict) -> int:
+def evaluate_text(args, kind: str) -> int:
+    """Captioners (and ensembles) and video describers: decode a split, score, write, print."""
     import torch
 
-    from ..config import apply_overrides
-    from ..metrics import caption_stats, score_captions
-    from ..models.ensemble import frozen_features, with_members
-    from ..tasks import load_trained
-    from ..tasks.caption_data import load_split
-    from ..tasks.caption_generate import caption_features, caption_source
+    from ..tasks.caption_eval import evaluate_captions
+    from ..tasks.describe import evaluate_describer
+    from ..tasks.loading import load_captioners, load_checkpoint
+    from ..tasks.outputs import decode_tag, emit, write_outputs
 
-    if args.data_root is not None:
-        ckpt["config"]["data"]["root"] = args.data_root
-    apply_overrides(ckpt["config"], args.overrides)
     device = torch.device(args.device)
-    task, model = with_members(*load_trained(ckpt, device), args.checkpoint, device)
-    cfg = decode_config_from_args(args, task.cfg.decode)
-    src = load_split(task.cfg.data, args.split)
-    items = src.items[:args.limit] if args.limit else src.items
-    enc_cfg = task.cfg.encoder
-    feats = frozen_features(model.encoder, [it.image_id for it in items], src.image_by_id,  # (N, D) or None
-                            enc_cfg.cache_dir if enc_cfg.cache else None, enc_cfg.batch_size, device)
-    t0 = time.time()
-    if feats is not None:  # frozen CNNs: reuse (or fill) the training feature caches
-        hyps = caption_features(model, feats, task.vocab, cfg, device, args.batch_size, progress=True)
+    if kind == "caption":
+        task, model = load_captioners(args.checkpoint, device, args.data_root, args.overrides)
     else:
-        hyps = caption_source(model, src, task.vocab, cfg, device, limit=len(items), progress=True)
-    decode_seconds = time.time() - t0
-    res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
-    refs = {it.image_id: it.captions for it in items}
-    report = score_captions(refs, res, metrics=metric_list(args), official=not args.fast)
-    train_caps = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
-    stats = caption_stats(res, train_caps, refs)
-
-    out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+        task, model = load_checkpoint(args.checkpoint[0], kind, device, args.data_root, args.overrides)
+    cfg = decode_config_from_args(args, task.cfg.decode)
+    evaluate, outputs = ((evaluate_captions, "captions") if kind == "caption" else (evaluate_describer, "sentences"))
+    summary, generated, report = evaluate(task, model, args.split, cfg, device, args.batch_size, args.limit,
+                                          metric_list(args), not args.fast)
+    summary["checkpoint"] = str(args.checkpoint[0])
     ens = f"_ens{len(args.checkpoint)}" if len(args.checkpoint) > 1 else ""
-    tag = args.tag or f"{args.split}_{decode_tag(cfg)}{ens}"
-    coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
-    (out / f"captions_{tag}.json").write_text(json.dumps(coco, indent=1))
-    summary = {"checkpoint": str(args.checkpoint[0]), "split": args.split, "images": len(res),
-               "decode": vars(cfg), "decode_seconds": round(decode_seconds, 2), "scores": report.scores,
-               "stats": stats, "settings": report.settings}
     if ens:
         summary["ensemble"] = list(map(str, args.checkpoint))
-    (out / f"scores_{tag}.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.split}: {len(res)} images, decoding {decode_tag(cfg)}"
-          + (f", ensemble of {len(args.checkpoint)} checkpoints" if ens else ""))
-    print(report.table())
-    print("caption statistics: " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
-    print(f"wrote {out / f'captions_{tag}.json'} and {out / f'scores_{tag}.json'}")
-    if args.json:
-        print(json.dumps(summary))
+    tag = args.tag or f"{args.split}_{decode_tag(cfg)}{ens}"
+    out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "eval"
+    written = write_outputs(out, {f"{outputs}_{tag}.json": generated, f"scores_{tag}.json": summary})
+    n = summary.get("images", summary.get("segments"))
+    lines = [f"{args.split}: {n} {'images' if kind == 'caption' else 'segments'}, decoding {decode_tag(cfg)}"
+             + (f", ensemble of {len(args.checkpoint)} checkpoints" if ens else "")]
+    if "BLEU4_sacrebleu" in summary["scores"]:
+        lines.append(f"BLEU-4 (sacrebleu) {summary['scores']['BLEU4_sacrebleu']:.2f}")
+    lines.append(report.table())
+    if "stats" in summary:
+        lines.append("caption statistics: " + ", ".join(f"{k}={v:.3f}" for k, v in summary["stats"].items()))
+    emit(summary, "\n".join(lines), args.json, written)
+    return 0
+
+
+def evaluate_activity(args, kind: str) -> int:
+    """Activity recognisers: classify the test (or training) list, score, draw the confusion matrix."""
+    from ..tasks.activity_eval import activity_table, draw_confusion, evaluate_videos
+    from ..tasks.outputs import emit, write_outputs
+
+    summary, cm = evaluate_videos(args.checkpoint[0], args.split, args.limit, args.fuse_with, args.rgb_weight,
+                                  args.device, args.data_root, args.overrides)
+    out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent
+    fused = f"_fused{args.rgb_weight:.2f}" if args.fuse_with else ""
+    tag = args.tag or f"{args.split}_{summary['modality']}{fused}"
+    png = draw_confusion(cm, summary["classes"], out / f"{tag}_confusion.png")
+    summary["confusion_png"] = str(png)
+    written = write_outputs(out, {f"{tag}_scores.json": summary})
+    emit(summary, activity_table(summary) + f"\nconfusion matrix: {png}", args.json, written)
     return 0

@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
               on_unknown=args.on_unknown, on_missing=args.on_missing)
     report = score_captions(a.refs, a.res, metrics=metrics, official=not args.fast,
                             per_image=bool(args.per_image), max_chars=args.max_chars,
-                            truncate_long=args.truncate_long, meteor_timeout=args.meteor_timeout,
-                            notes=a.notes)
+                            truncate_long=args.truncate_long, meteor_timeout=args.meteor_timeout, aligned=a)
     report.settings["command"] = " ".join(["captionkit", "score"] + sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "score" else None
     report.settings["results_file"] = str(args.results)

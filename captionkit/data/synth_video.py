@@ -138,16 +138,3 @@ def order_pairs(classes: list[str]) -> list[tuple[int, int]]:
     """Indices of the (forward, reversed) class pairs present in ``classes``."""
     index = {n: i for i, n in enumerate(classes)}
     return [(index[a], index[b]) for a, b in PAIRS if a in index and b in index]
-
-
-def direction_accuracy(probs, labels, pairs: list[tuple[int, int]]) -> float | None:
-    """Among videos of the time-reversed pairs: how often the right class of its pair scores higher
-    than its reversal (chance = 1/2 whatever happens outside the pair). probs (N, K), labels (N,)."""
-    hits, total = 0, 0
-    for a, b in pairs:
-        for i in range(len(labels)):
-            y = int(labels[i])
-            if y in (a, b):
-                other = b if y == a else a
-                hits, total = hits + int(probs[i, y] > probs[i, other]), total + 1
-    return hits / total if total else None

@@ -36,20 +36,25 @@ class DiagonalGMM:
         return logp - ll.unsqueeze(1), ll
 
 
+def kmeans_pp(x: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """k-means++ seeding: points x (N, D) -> k centres (k, D); the first random, each next one drawn
+    with probability proportional to its squared distance to the nearest centre so far."""
+    g = torch.Generator().manual_seed(seed)
+    centres = [x[torch.randint(x.size(0), (1,), generator=g)].squeeze(0)]
+    d2 = (x - centres[0]).pow(2).sum(1)
+    for _ in range(1, k):
+        centres.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=g)].squeeze(0))
+        d2 = torch.minimum(d2, (x - centres[-1]).pow(2).sum(1))
+    return torch.stack(centres)
+
+
 def fit_gmm(x: torch.Tensor, k: int, iters: int = 50, seed: int = 0, var_floor: float = 1e-3,
             tol: float = 1e-5, log=print) -> DiagonalGMM:
     """Diagonal GMM by EM on points x (N, D) (float64 inside); k-means++-style seeding from the data."""
     x = x.double()
     N, D = x.shape
-    g = torch.Generator().manual_seed(seed)
-    # seeding: first centre random, the others sampled proportionally to squared distance (k-means++)
-    centres = [x[torch.randint(N, (1,), generator=g)].squeeze(0)]
-    d2 = (x - centres[0]).pow(2).sum(1)
-    for _ in range(1, k):
-        centres.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=g)].squeeze(0))
-        d2 = torch.minimum(d2, (x - centres[-1]).pow(2).sum(1))
     floor = var_floor * x.var(0).mean()
-    gmm = DiagonalGMM(torch.full((k,), 1.0 / k, dtype=x.dtype), torch.stack(centres),
+    gmm = DiagonalGMM(torch.full((k,), 1.0 / k, dtype=x.dtype), kmeans_pp(x, k, seed),
                       x.std(0).expand(k, D).clone())
     prev = -math.inf
     for it in range(iters):

@@ -119,11 +119,10 @@ def compare_on_checkpoint(checkpoint_path: str, cfg: VideoFisherConfig = VideoFi
                           device: str = "cpu", log=print) -> dict[str, float]:
     """Mean vs RNN-FV pooling of the frozen CNN features of an activity checkpoint, on its own
     train / test lists (every frame of each whole video, centre crop)."""
-    from .. import checkpoint as ckpt_io
-    from ..tasks import load_trained
     from ..tasks.activity import frame_loader, read_lists
+    from ..tasks.loading import load_checkpoint
 
-    task, model = load_trained(ckpt_io.load(checkpoint_path), device)
+    task, model = load_checkpoint(checkpoint_path, "activity", device)
     classes, train, test = read_lists(task.cfg.data)
     load, crop = frame_loader(task.cfg.data), task.cfg.encoder.image_size
     feats = {name: video_frame_features(model.features, [load(v.path) for v in vids], crop, device)

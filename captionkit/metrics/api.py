@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from . import fast
 from . import official as _official
-from .inputs import Result, align
+from ..errors import UserError
+from .inputs import Alignment, Result, align
 from .tokenize import MAX_CHARS, find_java, java_version, ptb_tokenize
 
 METRICS = ("bleu", "meteor", "rouge", "cider", "spice")
@@ -84,94 +86,91 @@ def fast_scores(refs: dict[str, list[str]], res: dict[str, str]) -> dict[str, fl
     return scores
 
 
+# A scorer: tokenized gts {id: [ref]}, res {id: [hyp]} -> (keys, overall per key, per-image list per key).
+# One that cannot run raises official.MetricError with the reason, and the metric is reported skipped.
+Scorer = Callable[[dict, dict], tuple[list[str], list[float], list]]
+
+
+def _fast_bleu(gts, res):
+    overall, per = fast.bleu(gts, {k: v[0] for k, v in res.items()})  # per (I, 4)
+    return KEYS["bleu"], overall, list(per.T)
+
+
+def _fast_cider(gts, res):
+    overall, per = fast.cider_d(gts, {k: v[0] for k, v in res.items()})
+    return KEYS["cider"], [overall], [per]
+
+
+def _one(key: str, fn: Callable) -> Scorer:
+    """A pycocoevalcap-style fn(gts, res) -> (overall, per) as a scorer of one key (or of BLEU's four)."""
+    def scorer(gts, res):
+        overall, per = fn(gts, res)
+        return (KEYS["bleu"], overall, per) if key == "bleu" else ([key], [overall], [per])
+    return scorer
+
+
+def scorers(official: bool, java: str | None, meteor_timeout: float | None) -> dict[str, Scorer]:
+    """The table of scorers for one call: the official ones, or the exact fast BLEU/CIDEr-D."""
+    def needs_java(fn: Callable) -> Callable:
+        def run(gts, res):
+            if java is None:
+                raise _official.MetricError("Java not found on PATH (install a Java runtime to compute it)")
+            return fn(gts, res, java)
+        return run
+    return {"bleu": _one("bleu", _official.bleu) if official else _fast_bleu,
+            "meteor": _one("METEOR", needs_java(lambda g, r, j: _official.meteor(g, r, j, meteor_timeout))),
+            "rouge": _one("ROUGE_L", _official.rouge),
+            "cider": _one("CIDEr", _official.cider) if official else _fast_cider,
+            "spice": _one("SPICE", needs_java(_official.spice))}
+
+
 def score_captions(refs: dict[str, list[str]], res: dict[str, str],
                    metrics=("bleu", "meteor", "rouge", "cider"), official: bool = True,
                    per_image: bool = False, *, max_chars: int = MAX_CHARS, truncate_long: bool = False,
-                   meteor_timeout: float | None = None, notes: list[str] | None = None) -> ScoreReport:
-    """coco-caption metrics of res {id: caption} against refs {id: [caption]} -> ScoreReport."""
-    metrics = [m.lower() for m in metrics]
-    bad = [m for m in metrics if m not in METRICS]
+                   meteor_timeout: float | None = None, aligned: Alignment | None = None) -> ScoreReport:
+    """coco-caption metrics of res {id: caption} against refs {id: [caption]} -> ScoreReport.
+
+    ``aligned``: the result of ``inputs.align`` when the caller (``captionkit score``) already applied
+    its id policies; refs and res are then taken from it and not checked again."""
+    bad = [m for m in metrics if m.lower() not in METRICS]
     if bad:
-        from ..errors import UserError
         raise UserError(f"unknown metric(s) {bad}; choose from {', '.join(METRICS)}")
-    a = _check(refs, res)
+    a = aligned or _check(refs, res)
     java = find_java()
-    skipped: dict[str, str] = {}
-    settings: dict = {"path": "official" if official else "fast", "images": len(a.res),
-                      "references": sum(len(v) for v in a.refs.values()), "metrics": list(metrics),
-                      "notes": list(notes or []) + a.notes, "max_chars": max_chars,
-                      "truncate_long": truncate_long}
     backend = "java" if (official and java) else "python"
-    if official and not java:
-        settings["notes"].append("java not found: PTB tokenization by captionkit's Python "
-                                 "re-implementation (equal to the Java tokenizer on COCO val2017)")
+    settings = _settings(a, metrics, official, java, backend, max_chars, truncate_long)
     gts = ptb_tokenize(a.refs, backend, max_chars, truncate_long, java)
     hyp = ptb_tokenize({k: [v] for k, v in a.res.items()}, backend, max_chars, truncate_long, java)
-    settings["tokenizer"] = ("Stanford PTBTokenizer (CoreNLP 3.4.1 jar, -preserveLines -lowerCase)"
-                             if backend == "java" else "captionkit PTB (Python re-implementation)")
-    settings["tokenizer"] += ", punctuation removed as in pycocoevalcap"
-    ids = list(gts)
-    scores: dict[str, float] = {}
-    per: dict[str, list[float]] = {}
-
-    def put(keys, overall, per_lists):
-        for k, o, p in zip(keys, overall, per_lists):
-            scores[k] = float(o)
-            per[k] = [float(x) for x in p]
-
-    if not official and ("bleu" in metrics or "cider" in metrics):
-        s, p, _ = fast.bleu_cider(gts, {k: v[0] for k, v in hyp.items()})
-    for m in METRICS:                       # fixed order: the report reads the same every time
-        if m not in metrics:
+    scores, per, skipped = {}, {}, settings["skipped"]
+    table = scorers(official, java, meteor_timeout)
+    for m in (m for m in METRICS if m in [x.lower() for x in metrics]):  # fixed order, same report
+        try:
+            keys, overall, per_lists = table[m](gts, hyp)
+        except _official.MetricError as e:
+            skipped[m] = str(e)
             continue
-        if m == "bleu":
-            put(KEYS[m], *((_official_bleu(gts, hyp)) if official else
-                           ([s[k] for k in KEYS[m]], [p[k] for k in KEYS[m]])))
-        elif m == "cider":
-            if official:
-                c, cs = _official_call("cider", gts, hyp)
-                put(["CIDEr"], [c], [cs])
-            else:
-                put(["CIDEr"], [s["CIDEr"]], [p["CIDEr"]])
-        elif m == "rouge":
-            r, rs = _official_call("rouge", gts, hyp)
-            put(["ROUGE_L"], [r], [rs])
-        elif m in ("meteor", "spice"):
-            if java is None:
-                skipped[m] = "Java not found on PATH (install a Java runtime to compute it)"
-                continue
-            if m == "spice" and official_spice_missing(java):
-                skipped[m] = official_spice_missing(java)
-                continue
-            try:
-                if m == "meteor":
-                    v, vs = _official.meteor(gts, hyp, java, meteor_timeout)
-                else:
-                    v, vs = _official.spice(gts, hyp, java)
-                put(KEYS[m], [v], [vs])
-            except _official.MetricError as e:
-                skipped[m] = str(e)
-    settings["skipped"] = skipped
-    settings["versions"] = {"captionkit": _version("captionkit"), "pycocoevalcap": _version("pycocoevalcap"),
-                            "numpy": np.__version__, "java": java_version(java) if java else "not found"}
-    settings["cider"] = "CIDEr-D (sigma 6, clipped, x10), document frequencies over the whole scored set"
-    table = None
-    if per_image:
-        table = {i: {k: per[k][j] for k in per} for j, i in enumerate(ids)}
-    return ScoreReport(scores, table, settings)
+        for k, o, p in zip(keys, overall, per_lists):
+            scores[k], per[k] = float(o), [float(x) for x in p]
+    by_image = {i: {k: per[k][j] for k in per} for j, i in enumerate(gts)} if per_image else None
+    return ScoreReport(scores, by_image, settings)
 
 
-def official_spice_missing(java):
-    return _official.spice_missing(java)
-
-
-def _official_bleu(gts, hyp):
-    b, bs = _official.bleu(gts, hyp)
-    return b, bs
-
-
-def _official_call(name, gts, hyp):
-    return getattr(_official, name)(gts, hyp)
+def _settings(a: Alignment, metrics, official: bool, java, backend: str, max_chars: int,
+              truncate_long: bool) -> dict:
+    """Everything that produced the scores, printed and saved beside them."""
+    notes = list(a.notes)
+    if official and not java:
+        notes.append("java not found: PTB tokenization by captionkit's Python re-implementation "
+                     "(equal to the Java tokenizer on COCO val2017)")
+    tokenizer = ("Stanford PTBTokenizer (CoreNLP 3.4.1 jar, -preserveLines -lowerCase)" if backend == "java"
+                 else "captionkit PTB (Python re-implementation)")
+    return {"path": "official" if official else "fast", "images": len(a.res),
+            "references": sum(len(v) for v in a.refs.values()), "metrics": [m.lower() for m in metrics],
+            "notes": notes, "max_chars": max_chars, "truncate_long": truncate_long,
+            "tokenizer": tokenizer + ", punctuation removed as in pycocoevalcap", "skipped": {},
+            "versions": {"captionkit": _version("captionkit"), "pycocoevalcap": _version("pycocoevalcap"),
+                         "numpy": np.__version__, "java": java_version(java) if java else "not found"},
+            "cider": "CIDEr-D (sigma 6, clipped, x10), document frequencies over the whole scored set"}
 
 
 def dumps(report: ScoreReport) -> str:

@@ -196,3 +196,47 @@ def bleu_cider(refs: dict[str, list[str]], res: dict[str, str]):
     per = {f"Bleu_{k + 1}": bper[:, k] for k in range(N)}
     per["CIDEr"] = cper
     return scores, per, prepared[0]
+
+
+ROUGE_BETA = 1.2   # coco-caption's Rouge: recall weighted 1.2 ** 2 times precision
+
+
+def _lcs_length(masks: dict, full: int, m: int, ref: list[str]) -> int:
+    """LCS length of the hypothesis (given as per-word position bit masks) and ``ref``.
+
+    Bit-parallel LCS (Allison & Dix 1986, Hyyro 2004): one add, and, or and subtract per reference word.
+    """
+    v = full
+    for w in ref:
+        u = v & masks.get(w, 0)
+        v = ((v + u) | (v - u)) & full
+    return m - v.bit_count()
+
+
+def rouge_l(refs: dict[str, list[str]], res: dict[str, str]):
+    """ROUGE-L -> (overall, per_image (I,) array), ids in refs order; equal to pycocoevalcap's Rouge.
+
+    As coco-caption: tokens are ``split(" ")`` (so empty strings count), per reference precision and
+    recall from the LCS, the max of each over references, F with beta = 1.2, mean over images.
+    """
+    ids = list(refs)
+    if set(ids) != set(res):
+        raise ValueError("refs and res must have the same image ids")
+    beta2 = ROUGE_BETA ** 2
+    per = np.zeros(len(ids))
+    for n, i in enumerate(ids):
+        hyp = res[i].split(" ")
+        m = len(hyp)
+        masks: dict[str, int] = {}
+        for k, w in enumerate(hyp):
+            masks[w] = masks.get(w, 0) | (1 << k)
+        full = (1 << m) - 1
+        prec_max = rec_max = 0.0
+        for r in refs[i]:
+            ref = r.split(" ")
+            lcs = _lcs_length(masks, full, m, ref)
+            prec_max = max(prec_max, lcs / float(m))
+            rec_max = max(rec_max, lcs / float(len(ref)))
+        if prec_max != 0 and rec_max != 0:
+            per[n] = ((1 + beta2) * prec_max * rec_max) / float(rec_max + beta2 * prec_max)
+    return float(np.mean(per)), per

@@ -80,13 +80,36 @@ def _emit_word(tok: str, out: list[str]) -> None:
 _PLAIN = re.compile(r"[A-Za-z]+(?=[ \n])")   # a plain word before a space: no rule can do more
 
 
+_LETTERS_SPACES = re.compile(r"[A-Za-z ]*")
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def tokenize_line(line: str, following: str = "") -> str:
     """One caption (no line breaks) -> its PTB tokens, lower case, joined by single spaces.
 
     ``following`` is the next caption: the Java lexer reads the captions as one stream, so its
     look-ahead rules ("K." before a capital, "no." before a number) see across the line break.
+
+    Fast path: the longest prefix of letters and spaces that ends with a space is plain words (each
+    is a whole token for the lexer); only the rest goes through the rules. The rules look ahead only
+    (the one look-behind sees a space or the start alike) and the quote state starts fresh, so the
+    split changes nothing.
     """
+    k = _LETTERS_SPACES.match(line).end()
+    if k == len(line):
+        cut = k
+    else:
+        cut = line.rfind(" ", 0, k) + 1
+    out: list[str] = []
+    for w in line[:cut].split():
+        _emit_word(w, out)
+    if cut < len(line):
+        out.extend(_lex(line[cut:], following))
+    return " ".join(out)
+
+
+def _lex(line: str, following: str) -> list[str]:
+    """The rule-by-rule longest-match lexer (see the module docstring) -> tokens."""
     out: list[str] = []
     n = len(line)
     line = (line + "\n" + following[:16]).replace("\u2019", "'")
@@ -141,4 +164,4 @@ def tokenize_line(line: str, following: str = "") -> str:
             out.append(_BRACKETS[tok])
         else:
             out.append(tok.lower())
-    return " ".join(out)
+    return out

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..recurrent import run_layer
+
 KINDS = ("lrcn", "single")
 
 
@@ -71,7 +73,7 @@ class ActivityRecognizer(nn.Module):
         """feats (B, T, D) -> per-step logits (B, T, K)."""
         x = self.drop(feats)
         if self.lstm is not None:
-            x, _ = self.lstm(x)  # (B, T, H): step t has seen frames 0..t
+            x, _ = run_layer(self.lstm, x)  # (B, T, H): step t has seen frames 0..t
         return self.classifier(x)  # (B, T, K)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -8,19 +8,29 @@ Shapes: B batch, T time, S image side, D encoder feature size, P projected size,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..encoders import ImageEncoder
 from ..recurrent import LRCNStack, RecurrentConfig
+from .attention_captioner import AttentionConfig
+
+ARCHS = ("lrcn", "attention")
 
 
 @dataclass
 class CaptionModelConfig(RecurrentConfig):
     visual_proj: int = 0        # 0: feed the CNN feature as is (the paper); >0: Linear+ReLU to this size
     visual_dropout: float = 0.0  # dropout on the visual feature
+    arch: str = "lrcn"          # "lrcn" (this module) | "attention" (Show, Attend and Tell: attention_captioner.py)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)  # arch = "attention" only
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.arch not in ARCHS:
+            raise ValueError(f"model.arch must be one of {ARCHS}, got {self.arch!r}")
 
 
 class Captioner(nn.Module):

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recurrent import LRCNStack, RecurrentConfig
+from ..recurrent import LRCNStack, RecurrentConfig, run_layer
 
 ARCHS = ("a", "b", "c")
 
@@ -110,7 +110,7 @@ def _run_from_state(core: LRCNStack, unit: str, tokens: torch.Tensor, state: tup
     for i, layer in enumerate(core.layers):
         h0 = state[2 * i].unsqueeze(0).contiguous()  # (1, B, H)
         init = (h0, state[2 * i + 1].unsqueeze(0).contiguous()) if unit == "lstm" else h0
-        x, _ = layer(core._layer_input(i, x, visual), init)  # (B, T, H)
+        x, _ = run_layer(layer, core._layer_input(i, x, visual), init)  # (B, T, H)
         x = core.drop(x)
     return core.out(x)  # (B, T, V)
 
@@ -132,7 +132,7 @@ class TupleEncoderDecoder(nn.Module):
     def init_state(self, labels: torch.Tensor, probs: torch.Tensor | None = None):
         """labels (B, S) -> decoder state (h_1, c_1, ..., h_L, c_L, empty visual (B, 0))."""
         x = self.core.drop(self.label_embed(labels + self.offsets))  # (B, S, E)
-        _, last = self.encoder(x)
+        _, last = run_layer(self.encoder, x)
         h, c = last if self.cfg.unit == "lstm" else (last, torch.zeros_like(last))  # (L, B, H) each
         state = []
         for i in range(h.size(0)):

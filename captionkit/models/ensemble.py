@@ -7,7 +7,7 @@ ensemble is a model like any other to the decoders: ``init_state`` and ``step`` 
 contract of ``captionkit.decoding``, so greedy, beam search and best-of-N sampling decode an ensemble
 unchanged. Every member must use the same vocabulary; members whose frozen CNNs are identical share
 one encoder (and its feature cache); otherwise each member encodes the image with its own CNN, at its
-own input size, and frozen CNNs still read their own caches (``frozen_features``).
+own input size, and frozen CNNs still read their own caches (``captionkit.features.frozen_features``).
 
 Shape legend: B rows, V vocabulary size, M members, D_m member m's CNN feature size.
 """
@@ -18,9 +18,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from ..errors import UserError
-from ..features import extract_features
 
 
 def _shares_features(a, b) -> bool:
@@ -43,7 +40,7 @@ class EnsembleEncoder(nn.Module):
 
     @property
     def frozen(self) -> bool:
-        return False  # several CNNs: one feature cache cannot hold them (see ``frozen_features``)
+        return False  # several CNNs: one feature cache cannot hold them (see ``features.frozen_features``)
 
     def preprocess(self, img) -> torch.Tensor:
         return torch.cat([e.preprocess(img).flatten() for e in self.encoders])  # (sum 3*S_i*S_i,)
@@ -56,22 +53,6 @@ class EnsembleEncoder(nn.Module):
             return torch.cat([e(images) for e in self.encoders], dim=1)
         parts = images.split([3 * s * s for s in self._sides], dim=1)  # each (B, 3*S_i*S_i)
         return torch.cat([e(x.view(-1, 3, s, s)) for e, x, s in zip(self.encoders, parts, self._sides)], dim=1)
-
-
-def frozen_features(encoder, ids: Sequence[str], load, cache_dir, batch_size: int = 64,
-                    device: torch.device | str = "cpu") -> torch.Tensor | None:
-    """Features (N, D) of ``ids`` through the feature caches when every CNN is frozen, else None.
-
-    A single encoder uses its cache; an EnsembleEncoder uses each member CNN's own cache.
-    """
-    parts = list(encoder.encoders) if isinstance(encoder, EnsembleEncoder) else [encoder]
-    if not cache_dir or not all(p.frozen for p in parts):
-        return None
-    out = []
-    for p in parts:
-        feats, _ = extract_features(p, ids, load, cache_dir, batch_size, device)
-        out.append(torch.stack([feats[i] for i in ids]))  # (N, D_p)
-    return torch.cat(out, dim=1)
 
 
 class Ensemble(nn.Module):
@@ -116,39 +97,3 @@ class Ensemble(nn.Module):
             new += s
             at += n
         return torch.logsumexp(torch.stack(logps), 0) - math.log(len(logps)), tuple(new)
-
-
-def load_captioner(path: str, device: torch.device | str = "cpu"):
-    """A captioner checkpoint -> (task, model in eval mode); any other task is a UserError."""
-    from .. import checkpoint
-    from ..tasks import load_trained
-
-    ckpt = checkpoint.load(path)
-    if ckpt["task"] != "caption":
-        raise UserError(f"{path} is a {ckpt['task']!r} checkpoint, not a captioner")
-    return load_trained(ckpt, device)
-
-
-def with_members(task, model, paths: Sequence[str], device: torch.device | str = "cpu"):
-    """(task, model) loaded from ``paths[0]`` + the captioners at ``paths[1:]`` -> (task, model).
-
-    One path returns the model itself; more make an Ensemble. Every member must have the first
-    checkpoint's vocabulary (a one-line UserError naming the file otherwise); the task (data,
-    decoding defaults) stays the first checkpoint's.
-    """
-    if len(paths) == 1:
-        return task, model
-    members, words = [model], task.vocab.tok.get_vocab()
-    for path in paths[1:]:
-        other, member = load_captioner(path, device)
-        if other.vocab.tok.get_vocab() != words:
-            raise UserError(f"{path}: its vocabulary ({len(other.vocab)} words) differs from {paths[0]}'s "
-                            f"({len(task.vocab)} words); ensemble members must share one vocabulary")
-        members.append(member)
-    return task, Ensemble(members).to(device).eval()
-
-
-def load_captioners(paths: Sequence[str], device: torch.device | str = "cpu"):
-    """Checkpoint paths -> (task of the first, model); two or more paths make an Ensemble."""
-    task, model = load_captioner(paths[0], device)
-    return with_members(task, model, paths, device)

@@ -1,14 +1,13 @@
 """Tasks: each pairs a config dataclass with data, model, loss and validation for ``train.fit``.
 
 The recipe's top-level ``task`` key picks one (default "caption"). The table below is the whole
-lookup: a task is a module path and a class name, imported only when used.
+lookup: a task is a module path and a class name, imported only when used. Trained checkpoints
+are opened by ``captionkit.tasks.loading`` (the one place that checks a checkpoint's task).
 """
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-
-import torch
 
 from ..config import apply_overrides, from_dict, read_recipe
 from ..errors import UserError
@@ -18,6 +17,7 @@ TASKS = {
     "caption": ("captionkit.tasks.caption", "CaptionTask"),
     "activity": ("captionkit.tasks.activity", "ActivityTask"),
     "describe": ("captionkit.tasks.describe", "DescribeTask"),
+    "attention_activity": ("captionkit.tasks.attention_activity", "AttentionActivityTask"),
 }
 
 
@@ -44,13 +44,3 @@ def load_task(recipe: str | Path | None = None, overrides: list[str] | None = No
     apply_overrides(raw, overrides)
     cls, cfg = config_from_dict(raw, where=str(recipe) if recipe is not None else "config")
     return cls(cfg)
-
-
-def load_trained(checkpoint: dict, device: torch.device | str = "cpu") -> tuple[Task, torch.nn.Module]:
-    """A loaded checkpoint dict -> (task, model in eval mode on ``device``), with no other file."""
-    cls, cfg = config_from_dict(checkpoint["config"], where="checkpoint config")
-    task = cls(cfg, extra=checkpoint.get("extra"))
-    model = task.build_model()
-    model.load_state_dict(checkpoint["model"])
-    task.loaded(model)
-    return task, model.to(device).eval()

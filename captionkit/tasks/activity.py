@@ -4,7 +4,7 @@ Training items are random ``clip_len``-frame clips (one per video per epoch, ran
 of RGB frames or optical-flow images; the loss is the cross-entropy of every frame's prediction,
 averaged over all frames of the batch. Validation classifies each test video from all of its
 ``clip_len``-frame clips taken every ``stride`` frames: the softmax is averaged over frames and
-clips, and the selection metric is the video accuracy. ``late_fusion`` combines an RGB and a flow
+clips, and the selection metric is the video accuracy. ``models.activity.late_fusion`` combines an RGB and a flow
 model as in the paper, with weights (1/2, 1/2) or (1/3, 2/3).
 
 With ``data.synthetic = true`` the data are the built-in order-dependent synthetic videos
@@ -27,8 +27,8 @@ from ..data import video as video_io
 from ..data.synth_video import SynthVideoSpec, write_synth_videos
 from ..encoders import EncoderConfig, build_image_encoder
 from ..errors import UserError
+from ..metrics.classification import classification_scores
 from ..models.activity import ActivityModelConfig, ActivityRecognizer, clip_probabilities, default_hidden
-from ..models.activity import late_fusion  # noqa: F401  (re-exported: the paper's RGB + flow fusion)
 from ..train import TrainConfig
 from .base import Task
 
@@ -186,19 +186,13 @@ class ActivityTask(Task):
         loss_sum = F.cross_entropy(logits.reshape(B * L, K).float(), target, reduction="sum")
         return loss_sum, torch.tensor(B * L)
 
+    def predict_videos(self, model: nn.Module, paths: list[Path], device: torch.device,
+                       desc: str = "videos") -> torch.Tensor:
+        """Video files -> class probabilities (N, K), as ``classify`` and ``evaluate`` compute them."""
+        return predict_videos(model, paths, self.cfg.data, self.cfg.encoder.image_size, device, desc)
+
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Video accuracy on the test list (softmax averaged over frames and clips)."""
-        probs = predict_videos(model, [v.path for v in self.test_videos], self.cfg.data,
-                               self.cfg.encoder.image_size, device, desc="validate")
+        probs = self.predict_videos(model, [v.path for v in self.test_videos], device, desc="validate")
         labels = torch.tensor([v.label for v in self.test_videos])
-        return video_metrics(probs, labels, len(self.classes))
-
-
-def video_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """probs (N, K), labels (N,) -> accuracy, mean per-class accuracy and mean log-likelihood."""
-    pred = probs.argmax(1)  # (N,)
-    correct = (pred == labels).float()
-    per_class = [correct[labels == k].mean().item() for k in range(num_classes) if (labels == k).any()]
-    nll = -probs.clamp(min=1e-12).log().gather(1, labels.unsqueeze(1)).mean().item()
-    return {"accuracy": correct.mean().item(), "mean_class_accuracy": sum(per_class) / len(per_class),
-            "nll": nll}
+        return classification_scores(probs, labels)

@@ -18,7 +18,9 @@ from ..decoding import DecodeConfig
 from ..encoders import EncoderConfig, build_image_encoder
 from ..errors import UserError
 from ..features import extract_features
+from ..models.attention_captioner import AttentionCaptioner
 from ..models.captioner import CaptionModelConfig, Captioner
+from ..models.cnn_split import split_mobilenet
 from ..train import TrainConfig
 from ..vocab import Vocab, pad_captions
 from .base import Task
@@ -83,6 +85,7 @@ class CaptionTask(Task):
         self.trained = extra is not None        # rebuilt from a checkpoint: weights come from it
         self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
         self._encoder = None
+        self._upper = None                      # trainable upper CNN blocks (model.attention.tune_from)
         self.reward = None                      # CIDEr-D reward scorer when scst.samples > 0
 
     def load_extra(self, extra: dict) -> None:
@@ -108,7 +111,18 @@ class CaptionTask(Task):
                     self._encoder = build_image_encoder(self.cfg.encoder, root, load_weights=False)
                     self._encoder.identity = ""
                 self.extra["encoder_identity"] = self._encoder.identity
+            self._check_attention()
+            if self._tune_from():  # partial tuning: the lower CNN is the (cached) encoder
+                self._encoder, self._upper = split_mobilenet(self._encoder, self._tune_from())
         return self._encoder
+
+    def _tune_from(self) -> int:
+        return self.cfg.model.attention.tune_from if self.cfg.model.arch == "attention" else 0
+
+    def _check_attention(self) -> None:
+        if self.cfg.model.arch == "attention" and self.cfg.encoder.pool != "grid":
+            raise UserError(f"model.arch = 'attention' needs encoder.pool = 'grid' (a K x K feature map), "
+                            f"got encoder.pool = {self.cfg.encoder.pool!r}")
 
     def setup(self, rank: int = 0, world: int = 1) -> None:
         d = self.cfg.data
@@ -167,9 +181,13 @@ class CaptionTask(Task):
         return {"visual": visual, "index": index, "inp": inp, "tgt": tgt, "images": images}
 
     # ------------------------------------------------------------------ model
-    def build_model(self) -> Captioner:
+    def build_model(self) -> Captioner | AttentionCaptioner:
         if self.vocab is None:
             raise RuntimeError("CaptionTask.build_model needs the vocabulary: call setup() first")
+        if self.cfg.model.arch == "attention":
+            enc = self.encoder()
+            upper = self._upper if self._tune_from() else None
+            return AttentionCaptioner(self.cfg.model, enc, len(self.vocab), self.vocab.pad, upper)
         return Captioner(self.cfg.model, self.encoder(), len(self.vocab), self.vocab.pad)
 
     def loaded(self, model: Captioner) -> None:
@@ -179,7 +197,9 @@ class CaptionTask(Task):
             self.extra["encoder_identity"] = model.encoder.identity
 
     def param_groups(self, model, lr: float) -> list[dict]:
-        enc = [p for p in model.encoder.parameters() if p.requires_grad]
+        upper = getattr(model, "upper", None)  # the attention captioner's trainable upper CNN blocks
+        cnn = list(model.encoder.parameters()) + (list(upper.parameters()) if upper is not None else [])
+        enc = [p for p in cnn if p.requires_grad]
         enc_ids = {id(p) for p in enc}
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
         groups = [{"params": rest, "lr": lr}]
@@ -191,10 +211,18 @@ class CaptionTask(Task):
         if self.reward is not None:
             return scst_loss(model, batch, device, self.vocab, self.reward, self.cfg.scst)
         tgt = batch["tgt"].to(device)
-        logits = model(batch["visual"].to(device), batch["inp"].to(device), batch["index"].to(device))
+        mask = tgt != self.vocab.pad  # (B, T) real steps
+        args = (batch["visual"].to(device), batch["inp"].to(device), batch["index"].to(device))
+        penalty = None
+        if self.cfg.model.arch == "attention":  # (logits, lambda * doubly stochastic penalty (B,))
+            logits, penalty = model(*args, mask=mask)
+        else:
+            logits = model(*args)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=self.vocab.pad,
                                reduction="sum", label_smoothing=self.cfg.train.label_smoothing)
-        return loss, (tgt != self.vocab.pad).sum()
+        if penalty is not None:
+            loss = loss + penalty.sum()
+        return loss, mask.sum()
 
     def validate(self, model, device) -> dict[str, float]:
         from ..metrics import fast_scores

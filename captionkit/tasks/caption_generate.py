@@ -26,7 +26,7 @@ def caption_features(model, feats: torch.Tensor, vocab: Vocab, cfg: DecodeConfig
     starts = range(0, feats.size(0), batch_size)
     for s in tqdm(starts, desc="captioning", disable=not progress, leave=False):
         state = model.init_state(feats[s:s + batch_size].to(device))  # batch-first state
-        hyps = decode(model.step, state, cfg, bos=vocab.bos, eos=vocab.eos)
+        hyps = decode(model.step, state, cfg, bos=vocab.bos, eos=vocab.eos, unk=vocab.unk)
         out += [[(vocab.decode(h.tokens), float(h.logp)) for h in per] for per in hyps]
     model.train(was_training)
     return out

@@ -1,7 +1,7 @@
 """Video description from CRF tuples (LRCN section 6) as a task for ``train.fit``.
 
 Data: tuple files (``captionkit.data.tuples``; e.g. the TACoS benchmark written by
-``python -m captionkit.data.tacos``). Every (segment, reference sentence) pair is one training
+``python eval/tacos_benchmark.py``). Every (segment, reference sentence) pair is one training
 example; the model sees the segment's CRF max labels (a, b) or probabilities (c). Loss: padded caption
 cross-entropy. Validation: decode each validation segment once and score corpus BLEU-4 with sacrebleu
 against all its references (the paper's metric); best checkpoint = highest BLEU-4.
@@ -29,7 +29,7 @@ from .base import Task
 
 @dataclass
 class DescribeDataConfig:
-    train: str = "runs/tacos_bench/train.json"   # tuple file (write it: python -m captionkit.data.tacos)
+    train: str = "runs/tacos_bench/train.json"   # tuple file (write it: python eval/tacos_benchmark.py)
     val: str = "runs/tacos_bench/val.json"
     test: str = "runs/tacos_bench/test.json"     # used by ``captionkit evaluate --split test`` only
     min_count: int = 2        # words rarer than this in the training sentences become <unk>
@@ -103,6 +103,30 @@ def describe_segments(model, labels: torch.Tensor, probs: torch.Tensor, vocab: V
         out += [[(vocab.decode(h.tokens), float(h.logp)) for h in per] for per in hyps]
     model.train(was_training)
     return out
+
+
+def evaluate_describer(task, model, split: str, cfg: DecodeConfig, device="cpu", batch_size: int = 256,
+                       limit: int = 0, metrics=("bleu", "meteor", "rouge", "cider"), official: bool = True):
+    """Describe a split's tuple file (``data.{train,val,test}``) and score it: BLEU-4 by sacrebleu
+    (LRCN's metric) plus the coco-caption metrics -> (summary dict, {segment: sentence}, ScoreReport)."""
+    from ..metrics import score_captions
+
+    d = task.cfg.data
+    path = {"train": d.train, "val": d.val, "test": d.test}[split]
+    ts = load_tuples(path)
+    ts.segments = [s for s in ts.segments if s.sentences]
+    ts.segments = ts.segments[:limit] if limit else ts.segments
+    if not ts.segments:
+        raise UserError(f"{path}: no segment with reference sentences")
+    labels, probs = encode_tuples(ts, task.slots, task.labels)
+    hyps = describe_segments(model, labels, probs, task.vocab, cfg, device, batch_size)
+    res = {seg.id: h[0][0] for seg, h in zip(ts.segments, hyps)}
+    refs = {seg.id: [task.normalise(t) for t in seg.sentences] for seg in ts.segments}
+    report = score_captions(refs, res, metrics=metrics, official=official)
+    scores = {"BLEU4_sacrebleu": bleu4(list(res.values()), list(refs.values())), **report.scores}
+    summary = {"split": split, "tuples": str(path), "segments": len(res), "decode": vars(cfg),
+               "scores": scores, "settings": report.settings}
+    return summary, res, report
 
 
 class DescribeTask(Task):

@@ -21,10 +21,12 @@ from ..data.wordvec import UnknownReport, embed_sentences, read_word_vectors
 from ..errors import UserError
 from ..fisher.rnn import (FisherNormalizer, SentenceLM, SentenceLMConfig, describe, fisher_vectors,
                      sample_coordinates, train_lm)
+from ..fisher.encode import SetEncoderConfig
 from ..fisher.gmm import fit_gmm, gmm_fisher_vectors, mean_vectors
 from .. import retrieval as R
 
 METHODS = ("rnnfv_reg", "rnnfv_cls", "mean", "gmmfv", "lrcn")
+IMAGE_ENCODERS = ("global", "sets")
 
 
 @dataclass
@@ -53,7 +55,7 @@ class CCAConfig:
 
 @dataclass
 class LRCNConfig:
-    checkpoint: str = ""                # a trained captioner (captionkit.checkpoint.load_captioner)
+    checkpoint: str = ""                # a trained captioner checkpoint (tasks.loading.load_checkpoint)
     normalise: str = "none"             # annotation scores: none | length | prior
     pairs_per_batch: int = 4096
 
@@ -70,6 +72,11 @@ class RetrieveConfig:
     word_vectors: str = "glove/glove.6B.50d.subset.txt"   # under data_root, or absolute
     encoder: str = "mobilenet_v2"
     encoder_weights: str = "weights/mobilenet_v2_imagenet_features.pth"
+    image_encoder: str = "global"       # "global": the CNN's pooled vector; "sets": its K x K local
+                                        # descriptors encoded by ``image`` (FV-VAE or a baseline)
+    image: SetEncoderConfig = field(default_factory=SetEncoderConfig)
+    keywords: int = 0                   # FV-VAE labels: multi-hot of the N most frequent caption content
+                                        # words of each training image (0 = none; needs image.vae.lambda_cls > 0)
     feature_cache: str = ".cache/captionkit/features"
     out: str = ""                       # JSON path; "" = runs/retrieve/<method>.json
     threads: int = 2
@@ -84,6 +91,8 @@ class RetrieveConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.report_split not in ("dev", "test"):
             raise ValueError(f"report_split must be dev or test, got {self.report_split!r}")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
 
 
 def _path(root: str, p: str) -> Path:
@@ -103,14 +112,54 @@ def load_splits(cfg: RetrieveConfig) -> dict[str, list[CaptionItem]]:
     return items
 
 
-def image_features(cfg: RetrieveConfig, items: list[CaptionItem], log=print) -> torch.Tensor:
-    """Frozen CNN features (N, Dx) for the items, through the shared on-disk cache."""
+def image_features(cfg: RetrieveConfig, items: list[CaptionItem], log=print, pool: str = "avg") -> torch.Tensor:
+    """Frozen CNN features (N, Dx), or with pool="grid" (N, K*K, C) in fp16, through the on-disk cache."""
     from ..encoders import EncoderConfig, build_image_encoder
     from ..features import extract_features, load_image
-    enc = build_image_encoder(EncoderConfig(name=cfg.encoder, weights=str(_path(cfg.data_root, cfg.encoder_weights))))
+    enc = build_image_encoder(EncoderConfig(name=cfg.encoder, pool=pool,
+                                            weights=str(_path(cfg.data_root, cfg.encoder_weights))))
     files = {it.image_id: it.file for it in items}
     feats, _ = extract_features(enc, list(files), lambda i: load_image(files[i]), cfg.feature_cache, 64)
-    return torch.stack([feats[it.image_id] for it in items])  # (N, Dx)
+    return torch.stack([feats[it.image_id] for it in items])  # (N, Dx) or (N, K*K, C)
+
+
+def image_vectors(cfg: RetrieveConfig, train: list[CaptionItem], report: list[CaptionItem],
+                  log=print) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The image side: pooled CNN vectors, or local descriptors -> ``cfg.image`` set encoder (fit on
+    the training images only) -> (N_train, Dx), (N_report, Dx), info."""
+    if cfg.image_encoder == "global":
+        return image_features(cfg, train, log), image_features(cfg, report, log), {}
+    from ..fisher.encode import SetEncoder, describe
+    grid_tr, grid_te = image_features(cfg, train, log, "grid"), image_features(cfg, report, log, "grid")
+    labels = keyword_labels(train, cfg.keywords) if cfg.keywords else None
+    t0 = time.time()
+    enc = SetEncoder(cfg.image).fit(grid_tr, labels, log=log)
+    fit_s, t0 = time.time() - t0, time.time()
+    a, b = enc.encode(grid_tr), enc.encode(grid_te)
+    info = {"encoder": describe(cfg.image), "descriptors": list(grid_tr.shape[1:]), "dim": a.size(1),
+            "fit_seconds": fit_s, "encode_ms_per_image": 1000 * (time.time() - t0) / (len(a) + len(b))}
+    log(f"  image vectors: {a.size(1)}-d ({info['encode_ms_per_image']:.2f} ms per image to encode)")
+    return a, b, info
+
+
+STOPWORDS = frozenset("""a an the and or of in on at to with from by for into onto over under near is are
+    while its his her their it they he she two three one some other another this that there as up down
+    out off through front next back top each""".split())
+
+
+def keyword_labels(items: list[CaptionItem], n: int) -> torch.Tensor:
+    """Caption-derived multi-label targets (N, n): does any caption of the image use keyword k, for the
+    n most frequent non-stopword words over the images' captions (counted once per image)."""
+    from collections import Counter
+    words = [{w for c in it.captions for w in c.lower().replace(".", " ").split()
+              if w.isalpha() and w not in STOPWORDS} for it in items]
+    counts = Counter(w for ws in words for w in ws)
+    vocab = sorted(counts, key=lambda w: (-counts[w], w))[:n]  # ties alphabetical: reproducible
+    index = {w: k for k, w in enumerate(vocab)}
+    labels = torch.zeros(len(items), len(vocab))
+    for i, ws in enumerate(words):
+        labels[i, [index[w] for w in ws if w in index]] = 1
+    return labels
 
 
 def flatten(items: list[CaptionItem]) -> tuple[list[str], torch.Tensor]:
@@ -197,14 +246,10 @@ def load_captioner(path: str, items: list[CaptionItem], cache_dir: str):
     """
     from types import SimpleNamespace
 
-    from .. import checkpoint
     from ..features import extract_features, load_image
-    from . import load_trained
+    from .loading import load_checkpoint
 
-    ckpt = checkpoint.load(path)
-    if ckpt["task"] != "caption":
-        raise UserError(f"lrcn.checkpoint {path}: a {ckpt['task']!r} checkpoint, not a captioner")
-    task, model = load_trained(ckpt)
+    task, model = load_checkpoint(path, "caption")
     files = {it.image_id: it.file for it in items}
     feats, _ = extract_features(model.encoder, list(files), lambda i: load_image(files[i]), cache_dir, 64)
     visual = torch.stack([feats[it.image_id] for it in items])  # (N, D)
@@ -245,8 +290,7 @@ def run_experiment(cfg: RetrieveConfig, log=print) -> dict:
             sent_tr, s2i_tr = sent_tr[keep], s2i_tr[keep]
             items["train"] = items["train"][: cfg.train_images]
             result["train_images"] = len(items["train"])
-        img_tr = image_features(cfg, items["train"], log)
-        img_te = image_features(cfg, items["report"], log)
+        img_tr, img_te, result["image"] = image_vectors(cfg, items["train"], items["report"], log)
         result.update(run_cca(cfg, img_tr, sent_tr, s2i_tr, img_te, sent_te, s2i_te, log))
     result["seconds"] = time.time() - t0
     return result
