@@ -11,9 +11,12 @@ Shapes: n words, P = K*K grid positions.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from .errors import UserError
 
 PANEL, LABEL, COLUMNS = 160, 22, 6  # panel side and label height in pixels; panels per row
 
@@ -53,3 +56,36 @@ def draw_maps(image: Image.Image, words: list[str], alpha: torch.Tensor) -> Imag
         fig.paste(panel, (x, y))
         draw.text((x + 4, y + PANEL + 4), word, fill=(0, 0, 0), font=font)
     return fig
+
+
+def check_attention_model(model) -> None:
+    if not hasattr(model, "attention_maps"):
+        raise UserError("--attention needs an attention captioner (a checkpoint trained with "
+                        "model.arch = 'attention'), not an LRCN captioner or an ensemble")
+
+
+def write_attention_maps(model, feats: torch.Tensor, captions: list[str], files: list[Path], vocab,
+                         out_dir: str | Path) -> list[Path]:
+    """One PNG per caption in ``out_dir`` (``<file stem>.png``; ``_2``, ``_3``... on repeated stems):
+    the image and one panel per word of its caption.
+
+    ``feats`` (N, ...) are the model's features of the images ``files`` (as its decoders saw them),
+    ``captions`` their captions as text; the words are the vocabulary's tokens of each caption.
+    """
+    from .features import load_image
+
+    check_attention_model(model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for i, (caption, file) in enumerate(zip(captions, files)):
+        ids = vocab.encode(caption)
+        alpha = word_maps(model, feats[i:i + 1], ids, vocab.bos)  # (n, P)
+        words = [vocab.tok.id_to_token(w) for w in ids]
+        name, k = Path(file).stem, 1
+        while out / f"{name}.png" in paths:
+            k += 1
+            name = f"{Path(file).stem}_{k}"
+        paths.append(out / f"{name}.png")
+        draw_maps(load_image(file), words, alpha).save(paths[-1])
+    return paths

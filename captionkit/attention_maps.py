@@ -9,6 +9,9 @@ the numbers that summarise them.
   motion_stats              how attention moves over time: mean total variation between steps,
                             entropy of each step's map, and entropy of the window's summed map
                             (lambda = 10 spreads sum_t l_t over the frame: high coverage entropy)
+  map_summary               all of these over a test set: object, zone and motion numbers at once
+  best_fixed_cell           the oracle a map that never changes could reach: the one cell most
+                            often touched by the boxes, and its share
 
 Shape legend: T frames, P = K*K positions, K grid side, H x W frame size, W windows.
 """
@@ -39,7 +42,9 @@ def pixel_map(weights: np.ndarray, H: int, W: int) -> np.ndarray:
     K = grid_side(weights.size)
     ys, xs = cell_edges(K, H), cell_edges(K, W)
     cell = weights.reshape(K, K) / np.maximum(np.outer(np.diff(ys), np.diff(xs)), 1)  # mass per pixel
-    return cell[np.searchsorted(ys, np.arange(H), side="right") - 1][:, np.searchsorted(xs, np.arange(W), side="right") - 1]
+    rows = np.searchsorted(ys, np.arange(H), side="right") - 1  # (H,) cell row of every pixel row
+    cols = np.searchsorted(xs, np.arange(W), side="right") - 1  # (W,)
+    return cell[rows][:, cols]  # (H, W)
 
 
 def box_share(frame_weights: np.ndarray, boxes: list[list[int]], frame_size: tuple[int, int]) -> dict | None:
@@ -77,6 +82,33 @@ def motion_stats(weights: np.ndarray) -> dict[str, float]:
     tv = 0.5 * np.abs(np.diff(weights, axis=1)).sum(-1).mean() if T > 1 else 0.0
     return {"total_variation": float(tv), "step_entropy": float(entropy(weights).mean() / math.log(P)),
             "coverage_entropy": float(entropy(weights.mean(1)).mean() / math.log(P))}
+
+
+def map_summary(frame_weights: list[np.ndarray], window_weights: list[np.ndarray],
+                boxes: list[list[list[int]]], zone: list[int], frame_size: tuple[int, int]) -> dict[str, float]:
+    """Per video: frame weights (T, P), window weights (W, T', P), boxes per frame -> the mean over
+    videos of ``box_share`` on the object, ``zone_share`` / ``zone_chance`` (the same on the fixed
+    pixel box ``zone``) and ``motion_stats`` of all windows."""
+    shares = [s for s in (box_share(w, b, frame_size) for w, b in zip(frame_weights, boxes)) if s]
+    zones = [box_share(w, [zone] * len(w), frame_size) for w in frame_weights]
+    out = {k: float(np.mean([s[k] for s in shares])) for k in shares[0]}
+    out.update({f"zone_{k[5:]}": float(np.mean([z[k] for z in zones])) for k in ("cell_share", "cell_chance")})
+    return out | motion_stats(np.concatenate(window_weights))
+
+
+def best_fixed_cell(boxes: list[list[list[int]]], frame_size: tuple[int, int], K: int) -> tuple[int, float]:
+    """Boxes of every video's frames -> (cell, share): the cell whose one-hot map, shown in every frame
+    of every video, has the highest mean ``cell_share`` (the share is linear in the map, so no fixed
+    map does better). The ceiling of a map that does not depend on the video or the frame."""
+    P = K * K
+    per_video = []
+    for video in boxes:
+        present = [b for b in video if b]
+        one_hot = np.eye(P)[:, None, :].repeat(len(video), 1)  # (P cells, T, P)
+        per_video.append([box_share(one_hot[c], video, frame_size)["cell_share"] for c in range(P)] if present
+                         else None)
+    mean = np.mean([v for v in per_video if v is not None], axis=0)  # (P,)
+    return int(mean.argmax()), float(mean.max())
 
 
 def overlay(frame: np.ndarray, weights: np.ndarray) -> np.ndarray:

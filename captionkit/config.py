@@ -1,18 +1,24 @@
 """Configuration: dataclass defaults -> TOML recipe -> ``--set key=value`` overrides.
 
 A recipe lists only what differs from the defaults. Unknown keys and wrong types are errors that
-name the recipe file and the dotted key. No registries of options, no inheritance chains, no exec.
+name the recipe file and the dotted key, and so are numbers no setting can take: every float must be
+finite (TOML's ``inf`` / ``nan`` are refused) and every number >= 0 (except the few in ``SIGNED``);
+a config's ``__post_init__`` narrows its own ranges further (``require``). No registries of options,
+no inheritance chains, no exec.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, read_utf8
+
+SIGNED = frozenset({"forget_bias"})  # the numeric settings that may be negative
 
 
 def _type_name(tp) -> str:
@@ -55,6 +61,8 @@ def _coerce(value: Any, tp, key: str, where: str):
         return float(value)
     if tp in (int, float) and isinstance(value, bool):
         raise UserError(f"{where}: {key} must be {_type_name(tp)}, got {value!r}")
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: {key} must be a finite number, got {value!r}")
     if isinstance(tp, type) and not isinstance(value, tp):
         raise UserError(f"{where}: {key} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
     return value
@@ -68,10 +76,28 @@ def from_dict(cls, data: dict, where: str = "config", prefix: str = ""):
     if unknown:
         raise UserError(f"{where}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
     kwargs = {k: _coerce(v, hints[k], prefix + k, where) for k, v in data.items()}
+    for k, v in kwargs.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0 and k not in SIGNED:
+            raise UserError(f"{where}: {prefix}{k} must be >= 0, got {v!r}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise UserError(f"{where}: {e}") from None
+
+
+def require(cfg, section: str, positive: tuple[str, ...] = (), fraction: tuple[str, ...] = (),
+            at_most: dict[str, float] | None = None) -> None:
+    """For a config's ``__post_init__``: ValueError naming ``section.key`` and its value for the first
+    setting out of range (``positive``: > 0; ``fraction``: in [0, 1); ``at_most``: <= its bound)."""
+    for name in positive:
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{section}.{name} must be > 0, got {getattr(cfg, name)!r}")
+    for name in fraction:
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f"{section}.{name} must be in [0, 1), got {getattr(cfg, name)!r}")
+    for name, bound in (at_most or {}).items():
+        if not getattr(cfg, name) <= bound:
+            raise ValueError(f"{section}.{name} must be at most {bound}, got {getattr(cfg, name)!r}")
 
 
 def to_dict(cfg) -> dict:
@@ -85,8 +111,7 @@ def read_recipe(path: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"recipe not found: {path}")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(read_utf8(path))  # TOML is UTF-8 by definition
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML ({e})") from None
 

@@ -28,6 +28,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+from .config import require
 from .errors import UserError
 
 BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2")
@@ -63,6 +64,7 @@ class EncoderConfig:
             raise ValueError(f"encoder.pool must be one of {tuple(POOLS)}, got {self.pool!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"encoder.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        require(self, "encoder", positive=("image_size", "batch_size"))
         if self.precision != "fp32" and self.finetune:
             raise ValueError("encoder.precision applies to frozen encoders; a fine-tuned CNN trains in "
                              "train.amp's precision")

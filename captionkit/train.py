@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
-from .config import to_dict
+from . import run_folder
+from .config import require, to_dict
 from .errors import UserError
 from .tasks.base import Task
 
@@ -69,8 +71,8 @@ class TrainConfig:
             raise ValueError(f"train.schedule must be constant, step or cosine, got {self.schedule!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {self.amp!r}")
-        if self.batch_size <= 0 or self.epochs <= 0 or self.lr <= 0:
-            raise ValueError("train.batch_size, train.epochs and train.lr must be positive")
+        require(self, "train", positive=("batch_size", "epochs", "lr", "val_every", "log_every", "step_epochs",
+                                         "gamma"), fraction=("label_smoothing",), at_most={"momentum": 1.0})
         if self.bucket < 0:
             raise ValueError(f"train.bucket must be >= 0, got {self.bucket}")
 
@@ -232,9 +234,14 @@ class Run:
             with open(self.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def save(self, name: str) -> None:
+    def save(self, name: str, with_training: bool = True) -> None:
+        """Write a checkpoint (rank 0); weights that are not all finite stop the run instead, so the
+        file on disk stays the last good one."""
         if self.rank == 0:
-            ckpt_io.save_atomic(self.state(), self.out / name)
+            if (bad := run_folder.non_finite(self.model)) is not None:
+                raise run_folder.diverged(self, f"non-finite weights ({bad}) after step {self.global_step}, "
+                                                f"{name} not written")
+            ckpt_io.save_atomic(self.state(with_training), self.out / name)
 
 
 def train_one_epoch(run: Run) -> float:
@@ -277,6 +284,9 @@ def train_one_epoch(run: Run) -> float:
         run.epoch_loss += value
         run.step_in_epoch += 1
         run.global_step += 1
+        if not math.isfinite(value):
+            raise run_folder.diverged(run, f"loss {value} at step {run.global_step} (epoch {run.epoch + 1}, "
+                                           f"step {run.step_in_epoch})")
         bar.update(1)
         bar.set_postfix(loss=f"{value:.3f}")
         if run.global_step % cfg.log_every == 0:
@@ -299,6 +309,9 @@ def evaluate(run: Run) -> dict[str, float]:
 
 
 def _improved(run: Run, value: float) -> bool:
+    if not math.isfinite(value):
+        print(f"warning: validation {run.task.selection_metric}={value}: never a best checkpoint", file=sys.stderr)
+        return False
     if run.best is None:
         return True
     return value > run.best if run.task.higher_is_better else value < run.best
@@ -318,40 +331,39 @@ def _init_checkpoint(task: Task, cfg: TrainConfig) -> dict:
     return read_checkpoint(cfg.init_from, expect=task.name)
 
 
-def fit(task: Task, resume: bool = False) -> dict:
-    """Train ``task`` per ``task.cfg.train``; returns a summary (best metric, checkpoint paths)."""
-    cfg: TrainConfig = task.cfg.train
+def _open_run(task: Task, cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
+    """The run folder checked (``run_folder``), the task set up, and a Run: fresh, initialised from
+    ``train.init_from``, or restored from ``last.pt``."""
     rank, world, local_rank = dist_info()
     device = resolve_device(cfg.device, local_rank)
     init_distributed(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.out_dir)
-    last = out / "last.pt"
-    if last.exists() and not resume:
-        raise UserError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
-                        "or set train.out_dir to a new folder")
-    state = ckpt_io.load(last, map_location=device) if resume and last.exists() else None
+    last = Path(cfg.out_dir) / "last.pt"
+    if rank == 0:
+        run_folder.prepare(Path(cfg.out_dir), resume, overwrite)
+        print(run_folder.data_line(task), flush=True)
+    if world > 1:
+        dist.barrier()
+    state = run_folder.resume_state(task, last, device) if resume else None
     init = _init_checkpoint(task, cfg) if state is None and cfg.init_from else None
-    if state is not None:
-        task.load_extra(state["extra"])  # e.g. the vocabulary: never rebuilt on resume
-    elif init is not None:
-        task.load_extra(init["extra"])   # the starting model's vocabulary
+    if state is not None or init is not None:
+        run_folder.adopt_extra(task, state or init, last if state is not None else cfg.init_from)
     task.setup(rank, world)
     run = Run(task, cfg, device, rank, world)
-    if init is not None:
-        try:
-            run.model.load_state_dict(init["model"])
-        except RuntimeError as e:
-            raise UserError(f"train.init_from={cfg.init_from}: its weights do not fit this recipe's model "
-                            f"({str(e).splitlines()[0]})") from None
-        if rank == 0:
-            print(f"starting from the weights of {cfg.init_from}", flush=True)
-    if state is not None:
-        run.restore(state)
-        if rank == 0:
-            print(f"resuming {last}: epoch {run.epoch + 1}, step {run.step_in_epoch}", flush=True)
+    if rank == 0:
+        print(run_folder.sizes_line(task), flush=True)
+    run_folder.start_from(run, state, init, cfg, last)
+    return run
+
+
+def fit(task: Task, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train ``task`` per ``task.cfg.train``; returns a summary (best metric, checkpoint paths).
+    ``resume`` continues the run in ``train.out_dir``; ``overwrite`` moves its old outputs aside."""
+    cfg: TrainConfig = task.cfg.train
+    run = _open_run(task, cfg, resume, overwrite)
+    rank, world, out, last = run.rank, run.world, run.out, run.out / "last.pt"
     t0 = time.time()
     while run.epoch < cfg.epochs:
         train_loss = train_one_epoch(run)
@@ -365,7 +377,7 @@ def fit(task: Task, resume: bool = False) -> dict:
                 value = metrics[task.selection_metric]
                 if _improved(run, value):
                     run.best, run.bad_epochs = value, 0
-                    ckpt_io.save_atomic(run.state(with_training=False), out / "best.pt")
+                    run.save("best.pt", with_training=False)
                 else:
                     run.bad_epochs += 1
                 stop = bool(cfg.patience) and run.bad_epochs >= cfg.patience and run.epoch < cfg.epochs

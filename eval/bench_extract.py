@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
             "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(f"`{meta['encoder']}`, {args.threads} torch threads, batch "
+                                           f"{args.batch}, {args.rounds} rounds\n\n{table(rows)}\n")
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 
 def table(rows: list[dict]) -> str:

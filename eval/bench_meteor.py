@@ -12,7 +12,7 @@ interpreter (imports, resource loading from the warm cache, scoring); BLEU + MET
 CIDEr-D without Java (captionkit's fast paths, in-process, resources not yet loaded) beside
 pycocoevalcap's four scorers (Bleu, Meteor = the jar, Rouge, Cider). Writes Markdown and JSON.
 
-    python eval/bench_meteor.py [--images 5000] [--out eval/results/bench_meteor]
+    python eval/bench_meteor.py [--images 5000] [--workers 1] [--out eval/results/bench_meteor]
 """
 from __future__ import annotations
 
@@ -69,28 +69,28 @@ import json, sys, time
 t = time.perf_counter()
 from captionkit.metrics.meteor import meteor_score
 gts, hyp = json.load(open(sys.argv[1]))
-overall, per = meteor_score(gts, hyp)
+overall, per = meteor_score(gts, hyp, workers=int(sys.argv[3]))
 json.dump({"overall": overall, "per": per, "inner": time.perf_counter() - t}, open(sys.argv[2], "w"))
 """
 
 
-def python_meteor_fresh(gts, hyp):
+def python_meteor_fresh(gts, hyp, workers: int = 1):
     """Python METEOR in a new interpreter, like the jar in a new JVM -> (overall, per, wall, inner)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.json", Path(tmp) / "out.json"
         src.write_text(json.dumps([gts, hyp]))
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst)], check=True)
+        subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst), str(workers)], check=True)
         wall = time.perf_counter() - t
         out = json.loads(dst.read_text())
     return out["overall"], out["per"], wall, out["inner"]
 
 
-def agreement(name, gts, hyp, java):
+def agreement(name, gts, hyp, java, workers: int = 1):
     t = time.perf_counter()
     jar, jar_per = official.meteor(gts, hyp, java)
     t_jar = time.perf_counter() - t
-    ours, per, t_py, t_inner = python_meteor_fresh(gts, hyp)
+    ours, per, t_py, t_inner = python_meteor_fresh(gts, hyp, workers)
     ids = list(gts)
     off = [{"image": i, "jar": a, "python": b, "hyp": hyp[i][0], "refs": gts[i]}
            for i, a, b in zip(ids, jar_per, per) if abs(a - b) > TOL]
@@ -98,7 +98,7 @@ def agreement(name, gts, hyp, java):
             "per_image_max_abs_diff": float(np.max(np.abs(np.array(jar_per) - np.array(per)))),
             "per_image_equal_fraction": 1 - len(off) / len(ids), "differing_images": off,
             "jar_seconds": t_jar, "python_seconds": t_py, "python_seconds_after_start": t_inner,
-            "speedup": t_jar / t_py}
+            "speedup": t_jar / t_py, "python_workers": workers}
 
 
 def four_metrics(gts, hyp, java):
@@ -126,7 +126,8 @@ def four_metrics(gts, hyp, java):
 
 def markdown(out) -> str:
     lines = [f"# METEOR 1.5: Python vs the jar ({out['machine']})", "",
-             "| set | images | jar | python | |diff| | per-image equal (1e-6) | jar s | python s | speed-up |",
+             "| set | images | jar | python | abs diff | per-image equal (1e-6) | jar s | python s "
+             "| speed-up |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in out["agreement"]:
         lines.append(f"| {a['set']} | {a['images']} | {a['jar']:.6f} | {a['python']:.6f} | "
@@ -150,6 +151,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--out", default="eval/results/bench_meteor")
+    ap.add_argument("--workers", type=int, default=1, help="processes for the Python METEOR (0: one per CPU)")
     a = ap.parse_args(argv)
     java = find_java()
     if java is None:
@@ -160,15 +162,17 @@ def main(argv=None) -> int:
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg(),
            "python": platform.python_version(), "agreement": []}
     gts, hyp = tokenized(*coco_val2017(a.images))
-    out["agreement"].append(agreement("COCO val2017 perturbed", gts, hyp, java))
-    out["agreement"].append(agreement("coco-caption demo (fakecap)", *tokenized(*coco_demo()), java))
+    out["agreement"].append(agreement("COCO val2017 perturbed", gts, hyp, java, a.workers))
+    demo = tokenized(*coco_demo())
+    out["agreement"].append(agreement("coco-caption demo (fakecap)", *demo, java, a.workers))
     out["four_metrics"] = four_metrics(gts, hyp, java)
     md = markdown(out)
     print(md)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".json").write_text(json.dumps(out, indent=1))
     Path(a.out + ".md").write_text(md)
-    ok = all(x["corpus_abs_diff"] <= TOL and x["per_image_equal_fraction"] >= 0.999 for x in out["agreement"])
+    ok = all(x["corpus_abs_diff"] <= TOL and x["per_image_equal_fraction"] >= 0.999
+             for x in out["agreement"])
     return 0 if ok else 1
 
 

@@ -14,7 +14,7 @@ CPU "MFU": the step's matmul FLOPs (2 * rows * (sum over layers 4H(in+H) + H*V))
 plain fp32 and bf16 matmul of the same shapes measured in the same run (``matmul_peak``).
 
     python eval/bench_step.py [--batch 64] [--rounds 5] [--threads 2] [--max-len 20]
-                              [--out eval/results/bench_step.json]
+                              [--step-only] [--out eval/results/bench_step.json]
 """
 from __future__ import annotations
 
@@ -113,16 +113,32 @@ def run_round(steps: dict, state, cfg: DecodeConfig, flops_row: int) -> dict[str
     return out
 
 
+def single_step_ms(steps: dict, state, batch: int, rounds: int = 15) -> dict[str, dict]:
+    """One step at batch ``batch`` (words mid-caption), interleaved: median wall and process-CPU ms."""
+    tokens = torch.randint(3, VOCAB, (batch,), generator=torch.Generator().manual_seed(0))  # (B,)
+    times: dict[str, list] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(3):
+                step(tokens, state)
+            times[name].append(((time.perf_counter() - t0) / 3e-3, (time.process_time() - c0) / 3e-3))
+    return {name: {"wall_ms": statistics.median(w for w, _ in v), "cpu_ms": statistics.median(c for _, c in v)}
+            for name, v in times.items()}
+
+
 def bench_method(steps: dict, state, cfg: DecodeConfig, rounds: int, flops_row: int) -> dict:
     runs = [run_round(steps, state, cfg, flops_row) for _ in range(rounds)]
     result = {}
     for name in steps:
         result[name] = {"median_s": statistics.median(r[name]["seconds"] for r in runs),
                         "median_cpu_s": statistics.median(r[name]["cpu_seconds"] for r in runs),
+                        "min_s": min(r[name]["seconds"] for r in runs),  # noise only adds time
                         "gflops": statistics.median(r[name]["gflops"] for r in runs),
                         "same_captions_as_reference":
                             runs[0][name]["captions"] == runs[0]["reference"]["captions"]}
     result["ratio_captionkit_over_reference"] = result["captionkit"]["median_s"] / result["reference"]["median_s"]
+    result["min_ratio_captionkit_over_reference"] = result["captionkit"]["min_s"] / result["reference"]["min_s"]
     result["cpu_ratio_captionkit_over_reference"] = \
         result["captionkit"]["median_cpu_s"] / result["reference"]["median_cpu_s"]
     result["speedup_vs_nn_lstm_call"] = result["nn.LSTM call"]["median_s"] / result["captionkit"]["median_s"]
@@ -130,14 +146,15 @@ def bench_method(steps: dict, state, cfg: DecodeConfig, rounds: int, flops_row: 
 
 
 def table(results: dict, peaks: dict) -> str:
-    lines = ["| method | step | median s | ratio to reference | CPU s (process) | CPU ratio | GFLOP/s "
-             "| MFU vs fp32 matmul | MFU vs bf16 matmul | same captions |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| method | step | median s | ratio to reference | best s | best ratio | CPU s (process) "
+             "| CPU ratio | GFLOP/s | MFU vs fp32 matmul | MFU vs bf16 matmul | same captions |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for method, res in results.items():
         for name in ("captionkit", "reference", "nn.LSTM call"):
             r = res[name]
             lines.append(f"| {method} | {name} | {r['median_s']:.2f} "
-                         f"| {r['median_s'] / res['reference']['median_s']:.2f}x | {r['median_cpu_s']:.2f} "
+                         f"| {r['median_s'] / res['reference']['median_s']:.2f}x | {r['min_s']:.2f} "
+                         f"| {r['min_s'] / res['reference']['min_s']:.2f}x | {r['median_cpu_s']:.2f} "
                          f"| {r['median_cpu_s'] / res['reference']['median_cpu_s']:.2f}x | {r['gflops']:.1f} "
                          f"| {r['gflops'] / peaks['fp32']:.0%} | {r['gflops'] / peaks['bf16']:.0%} "
                          f"| {'yes' if r['same_captions_as_reference'] else 'NO'} |")
@@ -150,19 +167,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians reported)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-len", type=int, default=20)
+    parser.add_argument("--step-only", action="store_true", help="time single steps only, no decoding")
     parser.add_argument("--out", type=Path, default=Path("eval/results/bench_step.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
         core, state = setup(args.batch)
-        steps = {"captionkit": with_eos_after_target(core.step), "reference": with_eos_after_target(reference_step(core)),
-                 "nn.LSTM call": with_eos_after_target(sequence_call_step(core))}
+        steps = {"captionkit": core.step, "reference": reference_step(core),
+                 "nn.LSTM call": sequence_call_step(core)}
+        steps = {name: with_eos_after_target(step) for name, step in steps.items()}
         shape = (args.batch, HIDDEN + HIDDEN + VISUAL, 4 * HIDDEN)  # layer 2's fused gate matmul
         peaks = {"fp32": matmul_peak(*shape, torch.float32), "bf16": matmul_peak(*shape, torch.bfloat16)}
         flops_row = step_flops_per_row(core)
+        one = single_step_ms(steps, state, args.batch)
+        print("one step: " + ", ".join(f"{k} {v['wall_ms']:.0f} ms wall / {v['cpu_ms']:.0f} ms CPU"
+                                       for k, v in one.items()), flush=True)
         results = {}
         for name, cfg in {"greedy": DecodeConfig(method="greedy", max_len=args.max_len),
                           "beam 5": DecodeConfig(method="beam", beam_size=5, max_len=args.max_len)}.items():
+            if args.step_only:
+                break
             results[name] = bench_method(steps, state, cfg, args.rounds, flops_row)
             print(f"{name}: captionkit/reference {results[name]['ratio_captionkit_over_reference']:.2f}x, "
                   f"{results[name]['speedup_vs_nn_lstm_call']:.2f}x faster than the nn.LSTM call", flush=True)
@@ -171,10 +195,16 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"batch": args.batch, "hidden": HIDDEN, "vocab": VOCAB, "visual_dim": VISUAL, "variant": "2f",
             "rounds": args.rounds, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "matmul_shape": shape,
-            "matmul_gflops": peaks, "step_flops_per_row": flops_row}
+            "matmul_gflops": peaks, "step_flops_per_row": flops_row, "one_step_ms": one}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(f"`python eval/bench_step.py --batch {args.batch} --rounds "
+                                           f"{args.rounds} --threads {args.threads}"
+                                           f"{' --step-only' if args.step_only else ''}`\n\n"
+                                           f"matmul {shape}: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 "
+                                           f"{peaks['bf16']:.1f} GFLOP/s\n\none step (median of 15 "
+                                           f"interleaved rounds): {one}\n\n{table(results, peaks)}\n")
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

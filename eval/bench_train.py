@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(out.read_text()) if out.is_file() else []
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(previous + rows, indent=2) + "\n")
-    print(f"wrote {out}")
+    out.with_suffix(".md").write_text(table(previous + rows) + "\n")  # every run in the file
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 
 

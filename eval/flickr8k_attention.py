@@ -63,10 +63,10 @@ def extract(args) -> dict:
     threads = task.cfg.train.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     cache = Path(task.cfg.encoder.cache_dir)
-    cold = not cache.is_dir() or not any(cache.rglob("shard_*.pt"))
+    empty = not cache.is_dir() or not any(cache.rglob("shard_*.pt"))  # shards may still be stale (re-encoded)
     t0 = time.time()
     task.setup()
-    return {"extract_s": round(time.time() - t0, 1), "cold_cache": cold, "threads": threads,
+    return {"extract_s": round(time.time() - t0, 1), "cache_was_empty": empty, "threads": threads,
             "train_images": len(task.train_src.items), "dev_images": len(task.val_src.items),
             "encoder_identity": task.encoder().identity, "out_dir": task.cfg.train.out_dir}
 
@@ -85,7 +85,7 @@ def train(args, info: dict) -> dict:
 
 
 def evaluate(args, ckpt: str, tag: str, decoding: list[str]) -> dict:
-    cmd = ["evaluate", "--checkpoint", ckpt, "--split", "val", *decoding, "--fast", "--out", args.out, "--tag", tag]
+    cmd = ["evaluate", "--checkpoint", ckpt, "--split", "val", *decoding, "--fast", "--no-report", "--out", args.out, "--tag", tag]
     if args.data_root:
         cmd += ["--data-root", args.data_root]
     print(f"decoding {tag}", flush=True)
@@ -108,6 +108,7 @@ def main(argv=None) -> int:
     info["greedy_dev_CIDEr"] = best_greedy_cider(ROOT / Path(info["checkpoint"]).parent / "log.jsonl")
     refs, ids, tokens, split = dev_references(ROOT / info["checkpoint"], args.data_root)
     halves = {"A": ids[:args.select_images], "B": ids[args.select_images:], "all": ids}
+    info["dev_images"] = len(ids)  # evaluate captions the whole split
     out, grid = ROOT / args.out, []
     for beam in [int(b) for b in args.beams.split(",")]:
         for alpha in [float(a) for a in args.length_norms.split(",")]:
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
 
 def markdown(result: dict) -> str:
     info = result["run"]
-    lines = [f"{result['recipe']} on Flickr8k dev ({info['dev_images']} images), "
+    lines = [f"{result['recipe']} on Flickr8k dev (all {info['dev_images']} images), "
              "official pycocoevalcap scorers:", "",
              "| decoding | " + " | ".join(SCORES) + " | captions with <unk> |", "|---|" + "---:|" * (len(SCORES) + 1)]
     for r in result["rows"]:
@@ -154,7 +155,8 @@ def markdown(result: dict) -> str:
             f"{g[h][m]:.4f}" for h in ("A", "B", "all") for m in ("Bleu_4", "CIDEr"))
             + f" | {'-' if g['decode_s'] is None else round(g['decode_s'])} |")
     trained = (f"trained in {info['train_s']} s" if info.get("trained_now") else "reused an existing run")
-    lines += ["", f"Features ({'cold' if info['cold_cache'] else 'warm'} cache, {info['train_images']} train + "
+    cache = "empty cache folder" if info["cache_was_empty"] else "cache folder with shards (valid ones reused)"
+    lines += ["", f"Features ({cache}, {info['train_images']} train + "
               f"{info['dev_images']} dev images, {info['threads']} threads): {info['extract_s']} s; {trained}; "
               f"best greedy dev CIDEr-D during training {info['greedy_dev_CIDEr']}.", "", "Commands:", "",
               f"    {result['command']}"] + ([f"    {info['command']}"] if info.get("command") else []) \

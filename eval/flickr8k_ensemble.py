@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         for alpha in [float(a) for a in args.length_norms.split(",")]:
             decoding = ["--beam", str(beam)] + (["--length-norm", f"{alpha:g}"] if alpha else [])
             tag = f"val_beam{beam}" + (f"_ln{alpha:g}" if alpha else "")
-            cmd = ["evaluate", *ckpts, "--split", "val", *decoding, "--fast", "--out", args.out, "--tag", tag]
+            cmd = ["evaluate", *ckpts, "--split", "val", *decoding, "--fast", "--no-report", "--out", args.out, "--tag", tag]
             if args.data_root:
                 cmd += ["--data-root", args.data_root]
             if decoded_already(out, tag, team, beam, alpha):

@@ -105,8 +105,8 @@ def ensure_trained(args, name: str, recipe: str) -> dict:
     if best.exists() and not args.retrain and not _unfinished(out):
         return info
     cmd = train_command(args, recipe, out)
-    if args.retrain and not (out / "last.pt").exists():
-        cmd = [c for c in cmd if c != "--resume"]
+    if args.retrain and not (out / "last.pt").exists():  # start again; the old outputs are moved aside
+        cmd = [c for c in cmd if c != "--resume"] + ["--overwrite"]
     print(f"[{name}] training: {shlex.join(cmd)}", flush=True)
     t0, c0 = time.time(), _child_cpu()
     log = out.parent / f"{out.name}.train.log"
@@ -173,12 +173,12 @@ class Evaluator:
         self.n_all = len(self.items)
         if args.limit:
             self.items = self.items[:args.limit]
-        ids, load = [it.image_id for it in self.items], load_split(cfg.data, "val").image_by_id
-        self.feats = frozen_features(self.model.encoder, ids, load, cfg.encoder.cache_dir if cfg.encoder.cache else None,
-                                     cfg.encoder.batch_size)  # (N, D)
+        ids, src = [it.image_id for it in self.items], load_split(cfg.data, "val")
+        self.feats = frozen_features(self.model.encoder, ids, src.image_by_id, cfg.encoder.cache_dir if cfg.encoder.cache
+                                     else None, cfg.encoder.batch_size, stamp=src.stamp)  # (N, D)
         if self.feats is None:  # a fine-tuned CNN: encode the images now
             from captionkit.tasks.caption_generate import encode_images
-            self.feats = encode_images(self.model, lambda i: load(ids[i]), len(ids), "cpu")
+            self.feats = encode_images(self.model, lambda i: src.image_by_id(ids[i]), len(ids), "cpu")
         self.train_caps = [c for it in load_split(cfg.data, "train").items for c in it.captions]
         self.out = Path(checkpoint).parent / "eval"
 

@@ -15,7 +15,9 @@ Each recipe alone gives the same row: ``captionkit retrieve RECIPE [--set ...]``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -48,7 +50,12 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override applied to every recipe, e.g. train_images=3000 (repeatable)")
     ap.add_argument("--out", default="eval/results/fvvae_retrieval", help="writes OUT.json and OUT.md")
+    ap.add_argument("--cache", default=".cache/captionkit/fvvae_retrieval", help="sentence vectors kept here")
+    ap.add_argument("--merge", nargs="*", default=None, metavar="JSON",
+                    help="combine the rows of earlier runs' JSON files (same settings) into OUT; runs nothing")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args)
     cfgs = {row: load_config(RetrieveConfig, ROOT / "recipes" / RECIPES[row], args.overrides) for row in args.rows}
     first = next(iter(cfgs.values()))
     for row, cfg in cfgs.items():
@@ -60,11 +67,11 @@ def main(argv=None) -> int:
     items = load_splits(first)
     caps_tr, s2i_tr = flatten(items["train"])
     caps_te, s2i_te = flatten(items["report"])
-    sent_tr, sent_te, sent_info = sentence_vectors(first, caps_tr, caps_te)
+    sent_tr, sent_te, sent_info = shared_sentence_side(first, caps_tr, caps_te, args.cache)
     if first.train_images:  # CCA on the first N training images (the set encoders see only those too)
         keep = s2i_tr < first.train_images
         sent_tr, s2i_tr, items["train"] = sent_tr[keep], s2i_tr[keep], items["train"][: first.train_images]
-    print(f"sentence side: {sent_info} ({time.time() - t0:.0f}s)")
+    print(f"sentence side: {sent_info} ({time.time() - t0:.0f}s)", flush=True)
     rows = {}
     for row, cfg in cfgs.items():
         print(f"== {row}: captionkit retrieve recipes/{RECIPES[row]}")
@@ -74,16 +81,51 @@ def main(argv=None) -> int:
         res = run_cca(cfg, img_tr, sent_tr, s2i_tr, img_te, sent_te, s2i_te)
         rows[row] = {"recipe": f"recipes/{RECIPES[row]}", "image": info, "metrics": res["metrics"],
                      "selected": res["selected"], "rsum": R.rsum(res["metrics"]), "seconds": time.time() - t1}
-        print(f"   rsum {rows[row]['rsum']:.1f} ({rows[row]['seconds']:.0f}s)")
-    result = {"train_images": len(items["train"]), "report_images": len(items["report"]),
-              "sentence_side": sent_info, "overrides": args.overrides, "rows": rows,
-              "ordering": ordering(rows), "seconds": time.time() - t0}
+        print(f"   rsum {rows[row]['rsum']:.1f} ({rows[row]['seconds']:.0f}s)", flush=True)
+        result = {"train_images": len(items["train"]), "report_images": len(items["report"]),
+                  "sentence_side": sent_info, "overrides": args.overrides, "rows": rows,
+                  "ordering": ordering(rows), "seconds": time.time() - t0}
+        write(result, args)  # after every row: a long run that stops early keeps what it measured
+    print(Path(args.out).with_suffix(".md").read_text())
+    return 0
+
+
+def merge(args) -> int:
+    parts = [json.loads(Path(p).read_text()) for p in args.merge]
+    keys = ("train_images", "report_images", "sentence_side", "overrides")
+    if any(p[k] != parts[0][k] for p in parts for k in keys):
+        raise SystemExit(f"--merge: the runs differ in {keys}")
+    rows = {}
+    for p in parts:
+        rows.update({r: v for r, v in p["rows"].items() if r not in rows})
+    rows = {r: rows[r] for r in RECIPES if r in rows}  # the table's order
+    args.overrides = parts[0]["overrides"]
+    write({**{k: parts[0][k] for k in keys}, "rows": rows, "ordering": ordering(rows), "merged_from": args.merge,
+           "seconds": sum(p["seconds"] for p in parts)}, args)
+    print(Path(args.out).with_suffix(".md").read_text())
+    return 0
+
+
+def write(result: dict, args) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     out.with_suffix(".md").write_text(markdown(result, args))
-    print(out.with_suffix(".md").read_text())
-    return 0
+
+
+def shared_sentence_side(cfg: RetrieveConfig, caps_tr, caps_te, cache_dir: str):
+    """``sentence_vectors`` once per sentence-side configuration, kept on disk (a re-run of some rows
+    skips the GMM fit and 35,000 GMM-FVs)."""
+    key = hashlib.sha1(repr([getattr(cfg, k) for k in ("data_root", "method", "word_vectors", "gmm", "norm",
+                                                         "lm", "report_split", "subset")]).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"sentences_{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, weights_only=True)
+        return saved["train"], saved["report"], json.loads(saved["info"])
+    tr, te, info = sentence_vectors(cfg, caps_tr, caps_te)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"train": tr, "report": te, "info": json.dumps(info)}, path)
+    return tr, te, info
 
 
 def ordering(rows: dict) -> dict:
@@ -99,7 +141,8 @@ def markdown(result: dict, args) -> str:
     cols = [("annotation", "R@1"), ("annotation", "R@5"), ("annotation", "R@10"), ("annotation", "medr"),
             ("search", "R@1"), ("search", "R@5"), ("search", "R@10"), ("search", "medr")]
     lines = [f"Flickr8k {result['report_images']} dev images; CCA and every encoder fit on "
-             f"{result['train_images']} training images. Sentence side: {result['sentence_side']}.", "",
+             f"{result['train_images']} training images. Sentence side: recipe method "
+             f"({result['sentence_side']['sentence_dim']:,}-d), the same for every row.", "",
              "| image encoder | dim | ann R@1 | R@5 | R@10 | med r | search R@1 | R@5 | R@10 | med r | rsum "
              "| fit s | encode ms/image |", "|" + "---|" * 13]
     for row, r in result["rows"].items():
@@ -109,10 +152,10 @@ def markdown(result: dict, args) -> str:
     lines += ["", "Paper's ordering (FV-VAE > bilinear > VLAD > GMM-FV > average), by rsum:"]
     lines += [f"- {p['better']} > {p['worse']}: {'held' if p['held'] else 'did NOT hold'} "
               f"({p['rsum'][0]:.1f} vs {p['rsum'][1]:.1f})" for p in result["ordering"]["pairs"]]
+    sets = "".join(" --set " + shlex.quote(o) for o in args.overrides)
     lines += [f"- measured order: {' > '.join(result['ordering']['measured_order'])}", "", "Commands:",
-              f"- `python eval/fvvae_retrieval.py {' '.join('--set ' + o for o in args.overrides)}`".rstrip()]
-    lines += [f"- {row}: `captionkit retrieve {r['recipe']}"
-              f"{''.join(' --set ' + o for o in args.overrides)}`" for row, r in result["rows"].items()]
+              f"- `python eval/fvvae_retrieval.py{sets}`"]
+    lines += [f"- {row}: `captionkit retrieve {r['recipe']}{sets}`" for row, r in result["rows"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,19 +1,15 @@
 """Soft-attention action recognition (Sharma et al.): forward == step by step for every model, Eq. 7's
 penalty through the task's loss on hand-made weights, the baselines' defining properties, window
-voting, the dataset readers on hand-made folders, the where-matters synthetic set, the map numbers,
-and a tiny train / evaluate / classify --attention round trip through the CLI."""
+voting, a tiny train / evaluate / classify --attention round trip through the CLI, the maps of the
+real clips, and CUDA. Data readers, the synthetic set and map numbers: test_attention_activity_data.py."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from captionkit.attention_maps import box_share, motion_stats, pixel_map
-from captionkit.data.action_sets import read_hmdb51, read_hollywood2, read_ucf11
-from captionkit.data.synth_attention import CLASSES, SynthAttentionSpec, read_boxes, render_video, write_synth_attention
 from captionkit.errors import UserError
 from captionkit.models.attention_activity import AttentionActivity, AttentionActivityConfig, window_scores
 from captionkit.tasks import load_task
@@ -58,6 +54,27 @@ def test_every_variant_trains(kind, attention):
     logits, _ = model(torch.randn(2, 4, 9, 6))
     logits.sum().backward()
     assert all(p.grad is not None for n, p in model.named_parameters() if p.requires_grad), kind
+
+
+@pytest.mark.parametrize("attention", ["location", "content"])
+def test_gate_and_uniform_start(attention):
+    grids = torch.randn(3, 4, 9, 6)
+    plain = tiny_model("attention", attention, layers=2)
+    gated = tiny_model("attention", attention, layers=2, gate=True, uniform_init=True)
+    with torch.no_grad():
+        logits, weights = gated(grids)
+        state, steps = gated.init_state(grids), []
+        for t in range(4):
+            lt, state, _ = gated.step(grids[:, t], state)
+            steps.append(lt)
+        assert torch.allclose(logits, torch.stack(steps, 1), atol=1e-5)  # forward == step by step
+        assert torch.allclose(weights, torch.full_like(weights, 1 / 9))  # zero scores: uniform l_t
+        assert not torch.allclose(plain(grids)[1], torch.full_like(weights, 1 / 9), atol=1e-3)
+        reordered = grids.flip(1)  # other frames at each step, the same mean (the same initial state)
+        assert not torch.allclose(gated(reordered)[0], logits, atol=1e-4)
+        gated.gate.bias.fill_(-30.0)  # beta_t = 0: the LSTM sees no frame, only its initial state
+        assert torch.allclose(gated(reordered)[0], gated(grids)[0], atol=1e-6)
+    assert plain.gate is None and gated.gate is not None
 
 
 def test_location_attention_first_step_depends_only_on_the_clip_mean():
@@ -160,152 +177,9 @@ def test_label_target_and_average_precision():
     assert torch.equal(label_target((1,), 3), torch.tensor([0.0, 1.0, 0.0]))
     assert torch.equal(label_target((0, 2), 3), torch.tensor([0.5, 0.0, 0.5]))
     # ranking: pos, neg, pos -> precision 1 at rank 1, 2/3 at rank 3 -> AP 5/6
-    assert math.isclose(average_precision(torch.tensor([0.9, 0.8, 0.1]), torch.tensor([True, False, True])), 5 / 6, rel_tol=1e-6)
+    ap = average_precision(torch.tensor([0.9, 0.8, 0.1]), torch.tensor([True, False, True]))
+    assert math.isclose(ap, 5 / 6, rel_tol=1e-6)
     assert math.isnan(average_precision(torch.tensor([0.5]), torch.tensor([False])))
-
-
-# ----------------------------------------------------------------------------- recipes and readers
-
-RECIPES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*.toml")
-                 if p.name.startswith(("synth_attention_", "ucf11_", "hmdb51_", "hollywood2_")))
-
-
-@pytest.mark.parametrize("name", RECIPES)
-def test_recipes_load(name):
-    task = load_task(Path(__file__).resolve().parents[1] / "recipes" / name)
-    assert task.name == "attention_activity" and task.cfg.encoder.pool == "grid"
-    assert task.selection_metric == ("mAP" if name.startswith("hollywood2") else "accuracy")
-
-
-def test_recipe_rows_cover_table_1():
-    assert len(RECIPES) >= 9  # six synthetic rows and the three real datasets
-    kinds = {load_task(Path(__file__).resolve().parents[1] / "recipes" / n).cfg.model.kind for n in RECIPES}
-    assert kinds == {"attention", "avg_lstm", "max_lstm", "softmax"}
-
-def touch(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-    return path
-
-
-def test_ucf11_folders_split_by_group(tmp_path):
-    for action, name in (("basketball", "shooting"), ("biking", "biking")):
-        for g in (1, 2, 17):
-            for c in (1, 2):
-                touch(tmp_path / action / f"v_{name}_{g:02d}" / f"v_{name}_{g:02d}_{c:02d}.mpg")
-    touch(tmp_path / "basketball" / "Annotation" / "notes.txt")  # not a video: ignored
-    classes, train, test = read_ucf11(tmp_path, test_groups=[17])
-    assert classes == ["basketball", "biking"]
-    assert len(train) == 8 and len(test) == 4
-    assert all("_17" in v.path.parent.name for v in test) and all("_17" not in v.path.name for v in train)
-    assert {v.labels for v in test} == {(0,), (1,)}
-    with pytest.raises(UserError, match="empty side"):
-        read_ucf11(tmp_path, test_groups=[99])
-
-
-def test_hmdb51_official_split_files(tmp_path):
-    root, splits = tmp_path / "videos", tmp_path / "splits"
-    for cls, rows in (("clap", {"a.avi": 1, "b.avi": 2, "c.avi": 0}), ("drink", {"d.avi": 2, "e.avi": 1})):
-        for name in rows:
-            touch(root / cls / name)
-        splits.mkdir(exist_ok=True)
-        (splits / f"{cls}_test_split1.txt").write_text("".join(f"{n} {s} \n" for n, s in rows.items()))
-        (splits / f"{cls}_test_split2.txt").write_text("".join(f"{n} 1\n" for n in rows))
-    classes, train, test = read_hmdb51(root, splits, 1)
-    assert classes == ["clap", "drink"]
-    assert sorted((v.path.name, v.labels) for v in train) == [("a.avi", (0,)), ("e.avi", (1,))]
-    assert sorted((v.path.name, v.labels) for v in test) == [("b.avi", (0,)), ("d.avi", (1,))]
-    (splits / "clap_test_split3.txt").write_text("a.avi 7\n")
-    with pytest.raises(UserError, match=r"clap_test_split3.txt:1"):
-        read_hmdb51(root, splits, 3)
-
-
-def test_hollywood2_multi_label_clip_sets(tmp_path):
-    sets = tmp_path / "ClipSets"
-    for clip in ("actioncliptrain00001", "actioncliptrain00002", "actioncliptest00001"):
-        touch(tmp_path / "AVIClips" / f"{clip}.avi")
-    sets.mkdir()
-    (sets / "Kiss_train.txt").write_text("actioncliptrain00001  1\nactioncliptrain00002  -1\n")
-    (sets / "Run_train.txt").write_text("actioncliptrain00001  1\nactioncliptrain00002  1\n")
-    (sets / "Kiss_test.txt").write_text("actioncliptest00001  -1\n")
-    (sets / "Run_test.txt").write_text("actioncliptest00001  1\n")
-    (sets / "actions_train.txt").write_text("actioncliptrain00001  1\n")  # the summary file: not a class
-    classes, train, test = read_hollywood2(tmp_path)
-    assert classes == ["Kiss", "Run"]
-    assert [(v.path.name, v.labels) for v in train] == [("actioncliptrain00001.avi", (0, 1)),
-                                                        ("actioncliptrain00002.avi", (1,))]
-    assert [v.labels for v in test] == [(1,)]
-
-
-# ----------------------------------------------------------------------------- the synthetic set
-
-SMALL = SynthAttentionSpec(train_per_class=1, test_per_class=1, frames=6, size=48)
-
-
-def test_synthetic_videos_are_reproducible_and_the_box_holds_the_deciding_object():
-    for label in range(len(CLASSES)):
-        a, boxes = render_video(label, SMALL, np.random.default_rng([0, label, 0]))
-        b, _ = render_video(label, SMALL, np.random.default_rng([0, label, 0]))
-        assert a.shape == (6, 48, 48, 3) and np.array_equal(a, b) and len(boxes) == 6
-        zone = np.array(SMALL.zone) * 48
-        for t, box in enumerate(boxes):
-            if not box:
-                assert label == CLASSES.index("Blink")  # only a blinking object is ever absent
-                continue
-            x0, y0, x1, y1 = box
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            assert zone[0] - 4 <= cx <= zone[2] + 4 and zone[1] <= cy <= zone[3]
-            inside = a[t, y0:y1, x0:x1].astype(float)
-            # the object differs from the background colour (its box is not empty background)
-            assert np.abs(inside - np.median(a[t].reshape(-1, 3), 0)).max() > 60
-
-
-def test_synthetic_set_on_disk_has_lists_and_boxes(tmp_path):
-    root = write_synth_attention(tmp_path, SMALL)
-    assert (root / "classInd.txt").read_text().split() == ["1", "Grow", "2", "Shrink", "3", "Blink", "4", "Slide"]
-    assert len((root / "trainlist01.txt").read_text().splitlines()) == 4
-    video = root / "Grow" / "v_Grow_g01_c01.avi"
-    boxes = read_boxes(video)
-    assert video.is_file() and boxes["frame_size"] == [48, 48] and len(boxes["boxes"]) == 6
-    mtime = video.stat().st_mtime_ns
-    write_synth_attention(tmp_path, SMALL)  # same spec: nothing rewritten
-    assert video.stat().st_mtime_ns == mtime
-    video.with_suffix(".json").write_text("{not json")
-    with pytest.raises(UserError, match="not a box file"):
-        read_boxes(video)
-
-
-# ----------------------------------------------------------------------------- map numbers
-
-def test_box_share_on_hand_made_maps():
-    # 2 x 2 grid over a 10 x 10 frame: cells of 5 x 5 pixels
-    on_cell0 = np.array([[1.0, 0.0, 0.0, 0.0]])
-    inside = box_share(on_cell0, [[1, 1, 3, 3]], (10, 10))  # a 2 x 2 box inside cell 0
-    assert inside == pytest.approx({"cell_share": 1.0, "cell_chance": 0.25, "pixel_share": 4 / 25,
-                                    "pixel_chance": 4 / 100})
-    across = box_share(on_cell0, [[4, 4, 6, 6]], (10, 10))  # touches all four cells
-    assert across["cell_share"] == pytest.approx(1.0) and across["cell_chance"] == pytest.approx(1.0)
-    assert across["pixel_share"] == pytest.approx(1 / 25)
-    # uniform attention is at chance; frames without the object are skipped
-    uniform = np.full((2, 4), 0.25)
-    got = box_share(uniform, [[], [0, 0, 5, 10]], (10, 10))
-    assert got["cell_share"] == pytest.approx(got["cell_chance"]) == pytest.approx(0.5)
-    assert got["pixel_share"] == pytest.approx(got["pixel_chance"]) == pytest.approx(0.5)
-    assert box_share(uniform, [[], []], (10, 10)) is None
-    assert pixel_map(np.array([0.1, 0.2, 0.3, 0.4]), 10, 10).sum() == pytest.approx(1.0)
-
-
-def test_motion_stats_on_hand_made_maps():
-    fixed = np.tile(np.eye(4)[0], (1, 3, 1))      # (W=1, T=3, P=4) always position 0
-    moving = np.eye(4)[None, :3]                  # positions 0, 1, 2
-    uniform = np.full((1, 3, 4), 0.25)
-    assert motion_stats(fixed) == pytest.approx({"total_variation": 0.0, "step_entropy": 0.0,
-                                                 "coverage_entropy": 0.0})
-    m = motion_stats(moving)
-    assert m["total_variation"] == pytest.approx(1.0) and m["step_entropy"] == pytest.approx(0.0)
-    assert m["coverage_entropy"] == pytest.approx(math.log(3) / math.log(4))
-    u = motion_stats(uniform)
-    assert u["total_variation"] == 0.0 and u["step_entropy"] == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- the CLI round trip
@@ -369,8 +243,9 @@ def test_round_trip_train_evaluate_classify(trained, capsys):
     video = trained / "videos" / "Slide" / "v_Slide_g04_c01.avi"
     assert main(["classify", "--checkpoint", str(ckpt), str(video), "--topk", "2", "--json",
                  "--attention", str(trained / "maps")]) == 0
-    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert record["video"] == str(video) and len(record["top"]) == 2
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    record = printed["videos"][0]
+    assert len(printed["videos"]) == 1 and record["video"] == str(video) and len(record["top"]) == 2
     numbers = json.loads((trained / "maps" / "v_Slide_g04_c01_attention.json").read_text())
     weights = np.array(numbers["frame_weights"])
     assert weights.shape == (6, 16) and np.allclose(weights.sum(1), 1.0, atol=1e-3)
@@ -378,6 +253,8 @@ def test_round_trip_train_evaluate_classify(trained, capsys):
     from PIL import Image
     with Image.open(trained / "maps" / "v_Slide_g04_c01_attention.gif") as gif:
         assert gif.n_frames == 6
+    # the CNN rebuilt from the checkpoint found the grids cached in training (one digest folder)
+    assert len(list((trained / "grids").iterdir())) == 1
 
 
 def test_classify_a_corrupt_video_is_a_one_line_error(trained, tmp_path, capsys):
@@ -389,6 +266,14 @@ def test_classify_a_corrupt_video_is_a_one_line_error(trained, tmp_path, capsys)
     assert main(["classify", "--checkpoint", str(trained / "run_attention" / "best.pt"), str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "broken.avi" in err and "Traceback" not in err
+
+
+def test_attention_maps_of_a_baseline_are_a_user_error(tmp_path):
+    from captionkit.tasks.attention_classify import classify_videos
+
+    task = synth_task(tmp_path)
+    with pytest.raises(UserError, match="'avg_lstm' baseline, which has no attention"):
+        classify_videos(task, tiny_model("avg_lstm"), [], torch.device("cpu"), attention_out=tmp_path / "maps")
 
 
 @pytest.mark.data
@@ -412,3 +297,36 @@ def test_attention_maps_of_the_real_clips(trained, shared_data, tmp_path, capsys
         numbers = json.loads((out / f"{path.stem}_attention.json").read_text())
         assert numbers["frames"] == T and len(numbers["frame_weights"]) == T
         assert (out / f"{path.stem}_attention.gif").stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------------------- CUDA
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("kind,attention", VARIANTS)
+def test_cuda_agrees_with_cpu_and_trains_in_bf16(kind, attention):
+    import copy
+
+    from captionkit.attention import doubly_stochastic_penalty
+
+    model = tiny_model(kind, attention, layers=3)
+    grids = torch.randn(4, 5, 9, 6)
+    gpu = copy.deepcopy(model).cuda()
+    with torch.no_grad():
+        cpu_logits, cpu_w = model(grids)
+        gpu_logits, gpu_w = gpu(grids.cuda())
+        state = gpu.init_state(grids.cuda()) if kind != "softmax" else None
+        step0, _, _ = gpu.step(grids[:, 0].cuda(), state)
+    assert torch.allclose(cpu_logits, gpu_logits.cpu(), atol=2e-3)  # cuDNN may use TF32
+    assert torch.allclose(step0, gpu_logits[:, 0], atol=1e-5)
+    if cpu_w is not None:
+        assert torch.allclose(cpu_w, gpu_w.cpu(), atol=2e-3)
+    gpu.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, w = gpu(grids.cuda())
+    loss = logits.float().logsumexp(-1).mean()
+    if w is not None:
+        loss = loss + doubly_stochastic_penalty(w.float()).mean()
+    loss.backward()
+    grads = [p.grad for p in gpu.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)

@@ -1,5 +1,6 @@
 """Soft-attention captioner (Show, Attend and Tell): weights, forward == step, decoders, tuning, <unk>."""
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +209,153 @@ def test_trained_checkpoint_rebuilds_the_same_captioner(tmp_path, tune_from):
     from_cache = caption_features(m2, task.val_feats[:4], task.vocab, cfg, "cpu")
     assert [h[0][0] for h in from_images] == [h[0][0] for h in from_cache]
 
+
+
+def mixed_members(tmp_path=None):
+    """An LRCN member (tiny CNN, pooled) and an attention member (MobileNetV2 grid, 2 x 2 x 1280)."""
+    from captionkit.encoders import EncoderConfig, build_image_encoder
+    from captionkit.models.captioner import Captioner
+
+    torch.manual_seed(0)
+    cache = {"cache_dir": str(tmp_path)} if tmp_path else {}
+    tiny = build_image_encoder(EncoderConfig(name="tiny", image_size=64, **cache))
+    grid = build_image_encoder(EncoderConfig(name="mobilenet_v2", image_size=64, pool="grid", **cache))
+    lrcn = Captioner(CaptionModelConfig(hidden=16, embed=8, dropout=0.0, visual_proj=8), tiny, V, PAD)
+    att = AttentionCaptioner(CaptionModelConfig(arch="attention", hidden=16, embed=8, dropout=0.0,
+                                                attention=AttentionConfig(att_dim=8, grid_proj=16)), grid, V, PAD)
+    return lrcn.eval(), att.eval()
+
+
+@torch.no_grad()
+def test_ensemble_of_attention_and_lrcn_members_is_their_mean_and_decodes():
+    from captionkit.models.ensemble import Ensemble
+
+    lrcn, att = mixed_members()
+    ens = Ensemble([lrcn, att]).eval()
+    images = torch.randn(3, 3, 64, 64)
+    state = ens.init_state(ens.encoder(images))
+    refs = [m.init_state(m.encoder(images)) for m in (lrcn, att)]
+    tokens = torch.full((3,), BOS)
+    for _ in range(3):
+        logp, state = ens.step(tokens, state)
+        probs = 0
+        for i, m in enumerate((lrcn, att)):
+            lp, refs[i] = m.step(tokens, refs[i])
+            probs = probs + lp.exp() / 2
+        torch.testing.assert_close(logp, probs.log(), atol=1e-5, rtol=1e-5)
+        tokens = logp.argmax(1)
+    feats = ens.encoder(images)
+    batched = beam_search(ens.step, ens.init_state(feats), bos=BOS, eos=EOS, max_len=6, beam_size=3)
+    for i in range(3):
+        one = beam_search(ens.step, ens.init_state(feats[i:i + 1]), bos=BOS, eos=EOS, max_len=6, beam_size=3)
+        assert one[0][0].tokens == batched[i][0].tokens
+
+
+def test_ensemble_features_from_the_member_caches_equal_the_cnns(tmp_path):
+    from PIL import Image
+
+    from captionkit.features import frozen_features
+    from captionkit.models.ensemble import Ensemble
+
+    lrcn, att = mixed_members(tmp_path)
+    ens = Ensemble([lrcn, att]).eval()
+    pics = {f"im{i}": Image.fromarray((torch.rand(64, 64, 3) * 255).byte().numpy()) for i in range(3)}
+    cached = frozen_features(ens.encoder, list(pics), pics.__getitem__, tmp_path)  # (3, D + P*C)
+    with torch.no_grad():
+        direct = ens.encoder(torch.stack([ens.encoder.preprocess(p) for p in pics.values()]))
+    assert cached.shape == direct.shape == (3, 256 + 4 * 1280)
+    torch.testing.assert_close(cached, direct, atol=2e-3, rtol=2e-3)  # grids are cached in fp16
+
+
+@torch.no_grad()
+def test_word_maps_are_the_maps_the_decoder_used():
+    from captionkit.attention_figure import word_maps
+
+    m = model()
+    with torch.no_grad():
+        m.out.bias[EOS] -= 20.0  # captions run to max_len: several words each
+    for i in range(3):
+        feats, seen = grids(3)[i:i + 1], []
+
+        def recording(tokens, state):
+            logp, state = m.step(tokens, state)
+            seen.append(state[-1][0])  # (P,) the attention that produced this step's word
+            return logp, state
+        words = greedy(recording, m.init_state(feats), bos=BOS, eos=EOS, max_len=6)[0][0].tokens
+        alpha = word_maps(m, feats, words, BOS)
+        assert len(words) == 6 and alpha.shape == (6, P)
+        torch.testing.assert_close(alpha, torch.stack(seen))
+
+
+def test_draw_maps_has_one_panel_per_word_showing_its_map():
+    from PIL import Image
+
+    from captionkit.attention_figure import PANEL, draw_maps
+
+    image = Image.new("RGB", (50, 50), (200, 180, 160))
+    alpha = torch.zeros(3, 4)
+    alpha[0, 0] = alpha[1, 3] = 1.0  # word 1 looks top-left, word 2 bottom-right; word 3 everywhere
+    alpha[2] = 0.25
+    fig = draw_maps(image, ["a", "dog", "runs"], alpha)
+    assert fig.size == (4 * PANEL, PANEL + 22)
+    px = lambda panel, x, y: sum(fig.getpixel((panel * PANEL + x, y)))  # noqa: E731
+    q, r = PANEL // 8, PANEL - PANEL // 8
+    assert px(1, q, q) > px(1, r, r) and px(2, r, r) > px(2, q, q)
+    assert px(3, q, q) == px(3, r, r) == px(0, q, q)  # uniform attention: the whole photo, undimmed
+    with pytest.raises(ValueError, match="2 words but 3"):
+        draw_maps(image, ["a", "dog"], alpha)
+
+
+def test_caption_cli_writes_one_figure_per_image_with_a_panel_per_word(tmp_path, capsys):
+    from PIL import Image
+
+    from captionkit.attention_figure import COLUMNS, PANEL
+    from captionkit.cli import main
+    from captionkit.train import fit
+
+    fit(load_task(data=attention_recipe(tmp_path)))
+    capsys.readouterr()  # the training log
+    for i in range(2):
+        Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(tmp_path / f"pic{i}.png")
+    out = tmp_path / "maps"
+    assert main(["caption", "--checkpoint", str(tmp_path / "run" / "best.pt"), str(tmp_path / "pic0.png"),
+                 str(tmp_path / "pic1.png"), "--attention", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert sorted(p.name for p in out.iterdir()) == ["pic0.png", "pic1.png"]
+    for line in lines:
+        file, caption = line.split("\t")
+        panels = 1 + len(caption.split())  # the photo + one per word
+        fig = Image.open(out / Path(file).name)
+        assert fig.size == (min(COLUMNS, panels) * PANEL, -(-panels // COLUMNS) * (PANEL + 22))
+
+
+def test_caption_cli_attention_needs_an_attention_checkpoint(tmp_path, capsys):
+    from PIL import Image
+
+    from conftest import tiny_caption_recipe
+
+    from captionkit.cli import main
+    from captionkit.train import fit
+
+    fit(load_task(data=tiny_caption_recipe(tmp_path / "run")))
+    Image.new("RGB", (32, 32)).save(tmp_path / "pic.png")
+    capsys.readouterr()
+    assert main(["caption", "--checkpoint", str(tmp_path / "run" / "best.pt"), str(tmp_path / "pic.png"),
+                 "--attention", str(tmp_path / "maps")]) == 2
+    assert "needs an attention captioner" in capsys.readouterr().err
+    assert not (tmp_path / "maps").exists()
+
+
+def test_full_end_to_end_path_trains_the_whole_cnn_from_images():
+    from captionkit.encoders import EncoderConfig, build_image_encoder
+
+    torch.manual_seed(0)
+    enc = build_image_encoder(EncoderConfig(name="mobilenet_v2", image_size=64, pool="grid", finetune=True))
+    m = AttentionCaptioner(CaptionModelConfig(arch="attention", hidden=16, embed=8, dropout=0.0,
+                                              attention=AttentionConfig(att_dim=8, grid_proj=16)), enc, V, PAD)
+    images, tokens = torch.randn(2, 3, 64, 64), torch.randint(3, V, (4, 5))
+    logits, penalty = m(images, tokens, torch.tensor([0, 0, 1, 1]))
+    assert logits.shape == (4, 5, V)
+    (logits.logsumexp(-1).sum() + penalty.sum()).backward()
+    first_conv = enc.net[0][0][0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0

@@ -14,11 +14,12 @@ from captionkit.fisher.vae import FVNormalizer, FVVAE, VAEConfig, fisher_vectors
 
 
 @pytest.mark.parametrize("decoder", ["relu", "linear"])
-def test_closed_form_fv_equals_autograd(decoder):
+@pytest.mark.parametrize("sigma_x", ["scalar", "channel"])
+def test_closed_form_fv_equals_autograd(decoder, sigma_x):
     torch.manual_seed(0)
-    model = FVVAE(VAEConfig(latent=4, decoder=decoder), in_dim=6)
+    model = FVVAE(VAEConfig(latent=4, decoder=decoder, sigma_x=sigma_x), in_dim=6)
     with torch.no_grad():
-        model.log_sigma_x.copy_(torch.randn(6) * 0.3)  # per-dimension sigma_x, not all ones
+        model.log_sigma_x.copy_(torch.randn(model.log_sigma_x.shape) * 0.3)  # sigma_x != 1
         model.decoder.bias.copy_(torch.randn(6) * 0.5)
     sets = torch.randn(5, 7, 6).abs()
     closed = fisher_vectors(model, sets, batch_size=2)
@@ -53,7 +54,7 @@ def test_vae_overfits_a_tiny_descriptor_set():
         mu_x, _ = model.decode(mu_z)
         rel_err = (mu_x - x).pow(2).mean() / (x - x.mean(0)).pow(2).mean()
         acc = (model.classifier(mu_z).argmax(1) == labels.repeat_interleave(5)).float().mean()
-    assert rel_err < 0.2, rel_err  # an untrained decoder is far off (> 1)
+    assert rel_err < 0.2, rel_err
     assert acc == 1.0
 
 
@@ -65,6 +66,18 @@ def test_vae_multi_hot_labels_train():
     parts = model.loss(sets.reshape(-1, 5), labels.repeat_interleave(3, dim=0))
     assert {"rec", "reg", "cls", "total"} <= set(parts)
     train_vae(model, sets, labels, progress=False, log=lambda s: None)
+
+
+def test_vae_starts_from_the_data_scale():
+    sets = torch.randn(5, 4, 3) * torch.tensor([0.1, 0.2, 0.3]) + 2.0
+    for sigma_x, shape in (("scalar", (1,)), ("channel", (3,))):
+        model = FVVAE(VAEConfig(latent=2, steps=0, sigma_x=sigma_x), 3)
+        train_vae(model, sets, progress=False, log=lambda s: None)
+        x = sets.reshape(-1, 3)
+        var = x.var(0) if sigma_x == "channel" else x.var(0).mean().view(1)
+        assert model.log_sigma_x.shape == shape
+        torch.testing.assert_close(model.log_sigma_x.exp().pow(2).detach(), var)
+        torch.testing.assert_close(model.decoder.bias.detach(), x.mean(0))
 
 
 def test_fisher_information_normalisation():
@@ -228,3 +241,16 @@ def test_image_vectors_with_a_set_encoder(monkeypatch):
     assert a.shape == (7, 9) and b.shape == (3, 9) and info["dim"] == 9 and info["descriptors"] == [4, 12]
     with pytest.raises(ValueError, match="image_encoder"):
         retrieve.RetrieveConfig(image_encoder="pixels")
+
+
+@pytest.mark.parametrize("name", ["fvvae", "fvvae_kw", "imgenc_average", "imgenc_bilinear", "imgenc_concat",
+                                  "imgenc_gmmfv", "imgenc_vlad"])
+def test_fvvae_recipes_load(name):
+    from pathlib import Path
+
+    from captionkit.config import load_config
+    from captionkit.tasks.retrieve import RetrieveConfig
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / f"retrieve_flickr8k_{name}.toml"
+    cfg = load_config(RetrieveConfig, recipe)
+    assert cfg.image_encoder == "sets" and cfg.method == "gmmfv"
+    assert (cfg.keywords > 0) == (cfg.image.vae.lambda_cls > 0)

@@ -17,9 +17,10 @@ from captionkit.metrics.meteor import Meteor, Stats, meteor_score, score
 from captionkit.metrics.meteor.aligner import align, count_chunks
 from captionkit.metrics.meteor.matchers import EXACT, PARAPHRASE, STEM, SYNONYM, Matchers, java_hash
 from captionkit.metrics.meteor.normalise import normalize
-from captionkit.metrics.meteor.scorer import ALPHA, BETA, DELTA, GAMMA, WEIGHTS
+from captionkit.metrics.meteor.scorer import ALPHA, BETA, DELTA, GAMMA
 from captionkit.metrics.tokenize import find_java
 
+needs_java = pytest.mark.skipif(find_java() is None, reason="Java not found on PATH: the jar cannot run")
 COCO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco" / "captions_val2017.json"
 
 # hand-made pairs, one per matching module: (hypothesis, reference, module that must be used)
@@ -155,6 +156,34 @@ def test_best_reference_wins_and_is_order_free():
     assert per_a == per_b and a == pytest.approx(1.0)
 
 
+def test_best_reference_pruning_equals_scoring_every_reference():
+    rng = random.Random(5)
+    words = "a the man dog runs running on in front of before red car automobile two".split()
+    m = Meteor([], SMALL_TABLE)
+    for _ in range(150):
+        hyp = tuple(rng.choice(words) for _ in range(rng.randint(1, 8)))
+        refs = [tuple(rng.choice(words) for _ in range(rng.randint(1, 8))) for _ in range(4)]
+        scores = []
+        for r in refs:                                 # every reference aligned, in order
+            st = m._stage(hyp, r)
+            scores.append(score(m.stats(hyp, r, st)))
+            assert m.upper_bound(hyp, r, st) >= scores[-1]
+        s, v = m.best(hyp, refs)
+        assert v == max(scores)
+        assert s == m.stats(hyp, refs[scores.index(v)])   # the first of the best, as the jar
+
+
+def test_parallel_workers_give_the_same_scores():
+    rng = random.Random(3)
+    words = "a the man dog runs running on in front of before red car automobile".split()
+    gts = {str(i): [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(3)]
+           for i in range(240)}
+    res = {i: [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9)))] for i in gts}
+    one = meteor_score(gts, res, paraphrases=SMALL_TABLE, workers=1)
+    two = meteor_score(gts, res, paraphrases=SMALL_TABLE, workers=2)
+    assert one == two
+
+
 def test_rouge_l_fast_equals_pycocoevalcap():
     from pycocoevalcap.rouge.rouge import Rouge
     rng = random.Random(0)
@@ -171,10 +200,50 @@ def test_rouge_l_fast_equals_pycocoevalcap():
     np.testing.assert_allclose(per, ref_per, atol=1e-12)
 
 
+def _score_files(tmp_path, refs, res):
+    anns = [{"image_id": int(i), "id": n, "caption": c} for n, (i, c) in
+            enumerate((i, c) for i, caps in refs.items() for c in caps)]
+    ref_file, res_file = tmp_path / "captions.json", tmp_path / "results.json"
+    ref_file.write_text(json.dumps({"images": [{"id": int(i)} for i in refs], "annotations": anns}))
+    res_file.write_text(json.dumps([{"image_id": int(i), "caption": c} for i, c in res.items()]))
+    return ["score", "--results", str(res_file), "--references", str(ref_file)]
+
+
+CLI_REFS = {"1": ["A man rides a horse on the beach.", "A person riding a horse."],
+            "2": ["Two dogs play in the snow.", "Dogs playing outside in winter."]}
+CLI_RES = {"1": "a man riding a horse", "2": "two dogs are playing in snow"}
+
+
+def test_score_without_java_prints_all_four_and_skips_spice(monkeypatch, tmp_path, capsys):
+    from captionkit.cli import main
+    monkeypatch.setattr("captionkit.metrics.api.find_java", lambda: None)     # Java hidden
+    monkeypatch.setattr("captionkit.metrics.meteor.scorer.paraphrases_for", lambda s: SMALL_TABLE)
+    argv = _score_files(tmp_path, CLI_REFS, CLI_RES) + ["--metrics", "bleu,meteor,rouge,cider,spice"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for key in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
+        assert f"\n{key}" in "\n" + out, key
+    assert "skipped spice: Java not found" in out
+    assert "meteor: captionkit METEOR 1.5 (Python" in out
+    assert main(argv + ["--meteor", "java"]) == 0                      # asked for the jar: skipped
+    assert "skipped meteor: Java not found" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@needs_java
+def test_score_meteor_python_equals_java_through_the_cli(tmp_path, capsys):
+    from captionkit.cli import main
+    argv = _score_files(tmp_path, CLI_REFS, CLI_RES) + ["--metrics", "meteor", "--json"]
+    scores = {}
+    for which in ("python", "java"):
+        assert main(argv + ["--meteor", which]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert which.capitalize() in out["settings"]["meteor"]
+        scores[which] = out["METEOR"]
+    assert scores["python"] == pytest.approx(scores["java"], abs=1e-9)
+
+
 # ------------------------------------------------------------------ against the jar (Java needed)
-
-needs_java = pytest.mark.skipif(find_java() is None, reason="Java not found on PATH: the jar cannot run")
-
 
 @pytest.mark.slow
 @needs_java

@@ -49,13 +49,18 @@ def test_official_path_equals_pycocoevalcap_by_hand():
 
 def test_java_missing_skips_java_metrics_and_computes_the_rest(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))            # an empty folder: no java
+    # METEOR then runs in Python; an empty paraphrase table spares a cold machine the table's
+    # one-off conversion (tests/test_meteor_python.py checks the real table against the jar)
+    monkeypatch.setattr("captionkit.metrics.meteor.scorer.paraphrases_for", lambda sentences: {})
     t = time.monotonic()
     r = score_captions(REFS, RES, metrics=("bleu", "meteor", "rouge", "cider", "spice"))
     assert time.monotonic() - t < 20
-    assert set(r.scores) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "CIDEr"}
-    assert "Java not found" in r.settings["skipped"]["meteor"]
+    assert set(r.scores) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
+    assert "Python" in r.settings["meteor"] and "meteor: captionkit METEOR" in r.table()
     assert "Java not found" in r.settings["skipped"]["spice"]
     assert any("java not found" in n for n in r.settings["notes"])
+    r = score_captions(REFS, RES, metrics=("bleu", "meteor"), meteor="java")
+    assert "Java not found" in r.settings["skipped"]["meteor"]
     assert "skipped meteor: Java not found" in r.table()
 
 
@@ -77,7 +82,8 @@ def test_meteor_that_crashes_is_reported(tmp_path):
 def test_meteor_failure_inside_score_captions_is_skipped_not_fatal(monkeypatch, tmp_path):
     java = _fake_java(tmp_path, f"exec {shutil.which('sleep')} 600")
     monkeypatch.setenv("PATH", os.path.dirname(java))
-    r = score_captions(REFS, RES, metrics=("bleu", "meteor"), official=False, meteor_timeout=2)
+    r = score_captions(REFS, RES, metrics=("bleu", "meteor"), official=False, meteor_timeout=2,
+                       meteor="java")
     assert "no answer within 2 s" in r.settings["skipped"]["meteor"]
     assert "Bleu_4" in r.scores
 

@@ -242,19 +242,40 @@ def test_bad_run_logs_are_one_line_errors(tmp_path, line, message):
         read_log(tmp_path / "empty" / "log.jsonl")
 
 
-def test_run_report_of_a_real_training_run(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny captioner trained for 2 epochs on synthetic images (seconds)."""
     from conftest import tiny_caption_recipe
     from captionkit.tasks import load_task
     from captionkit.train import fit
 
-    recipe = tiny_caption_recipe(tmp_path / "run", train={"epochs": 2})
-    summary = fit(load_task(data=recipe))
-    assert main(["report", str(tmp_path / "run")]) == 0
-    text = (tmp_path / "run" / "report.html").read_text()
+    tmp = tmp_path_factory.mktemp("trained")
+    return tmp / "run", fit(load_task(data=tiny_caption_recipe(tmp / "run", train={"epochs": 2})))
+
+
+def test_run_report_of_a_real_training_run(trained):
+    run, summary = trained
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.html").read_text()
     best_epoch = 1 + [r["val"]["CIDEr"] for r in summary["history"]].index(summary["best"])
     assert "<td>task</td><td>caption</td>" in text and "CIDEr (higher is better)" in text
     assert f"<td>best epoch</td><td>{best_epoch} (CIDEr" in text
     assert "[train]" in text and "epochs = 2" in text            # the config, from best.pt
+
+
+def test_evaluate_writes_the_report_next_to_its_files(trained, tmp_path):
+    run, _ = trained
+    args = ["evaluate", "--checkpoint", str(run / "best.pt"), "--split", "test", "--fast", "--limit", "5"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    text = (tmp_path / "a" / "report_test_greedy.html").read_text()
+    captions = json.loads((tmp_path / "a" / "captions_test_greedy.json").read_text())
+    scores = json.loads((tmp_path / "a" / "scores_test_greedy.json").read_text())
+    assert text.count('<div class="card" ') == len(captions) == 5
+    assert text.count('class="missing"') == 0 and text.count('<img class="thumb" data-k=') == 5  # rendered images
+    assert f"<td>checkpoint</td><td>{run / 'best.pt'}</td>" in text and "<td>command</td>" in text
+    assert f"<td>CIDEr</td><td class=\"num\">{scores['scores']['CIDEr']:.4f}</td>" in text
+    assert main(args + ["--out", str(tmp_path / "b"), "--no-report"]) == 0
+    assert not list((tmp_path / "b").glob("*.html")) and len(list((tmp_path / "b").glob("*.json"))) == 2
 
 
 # ----------------------------------------------------------------------------- video tasks

@@ -118,10 +118,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_ddp_two_cpu_processes_equal_one_process(tmp_path):
-    """torchrun with 2 gloo processes, one step on a global batch == one process on that batch."""
+    """torchrun with 2 gloo processes, one step on a global batch == one process on that batch.
+
+    Exact only without dropout or BatchNorm in training mode (each process would draw its own masks
+    and batch statistics), so the recipe has dropout 0 and a frozen CNN; asserted, not assumed."""
     recipe = tiny_caption_recipe(tmp_path / "one", data={"synth_train": 32},
                                  encoder={"finetune": False, "cache_dir": str(tmp_path / "cache")},
                                  train={"epochs": 1, "batch_size": 16, "max_steps_per_epoch": 1})
+    assert recipe["model"]["dropout"] == 0.0 and not recipe["encoder"]["finetune"]
     fit(load_task(data=recipe))
     two = dict(recipe, train=dict(recipe["train"], out_dir=str(tmp_path / "two")))
     path = write_recipe(tmp_path / "two.toml", two)

@@ -193,7 +193,7 @@ def test_ucf101_flow_train_classify_end_to_end(tmp_path, capsys):
     args = parser.parse_args(["classify", "--checkpoint", ckpts["rgb"], *videos, "--topk", "2", "--json",
                               "--fuse-with", ckpts["flow"], "--rgb-weight", "0.3333"])
     assert classify.run(args) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    rows = json.loads(capsys.readouterr().out)["videos"]  # --json: one object on stdout
     assert len(rows) == 2 and all(len(r["top"]) == 2 for r in rows)
     assert all(abs(sum(t["prob"] for t in r["top"]) - 1) < 1e-3 for r in rows)
     assert {t["class"] for t in rows[0]["top"]} == {"ApplyEyeMakeup", "BaseballPitch"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .decode_args import add_decode_args, decode_config_from_args
+from .decode_args import (add_decode_args, add_device_arg, decode_config_from_args, one_caption_per_input,
+                          positive_int)
 
 
 def add_parser(sub) -> None:
@@ -14,10 +15,14 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
                    help="a captionkit checkpoint (best.pt / last.pt); repeat it to decode with an ensemble")
     p.add_argument("--format", choices=("text", "json", "coco"), default="text",
-                   help="text: file<TAB>caption; json: n-best with log-probabilities; coco: COCO results")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+                   help="text: file<TAB>caption; json: n-best with log-probabilities; coco: COCO results "
+                        "(image_id: the number of COCO file names, else the file name, as 'captionkit score' "
+                        "keys COCO, Karpathy and Flickr8k references)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    add_device_arg(p)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted on stderr)")
+    p.add_argument("--attention", metavar="OUT", default=None,
+                   help="attention captioners: write OUT/<image>.png, the image and one attention map per word")
     add_decode_args(p)
     p.set_defaults(run=run)
 
@@ -27,26 +32,24 @@ def run(args) -> int:
 
     from ..data.files import expand_inputs
     from ..errors import UserError
-    from ..features import load_image
-    from ..tasks.caption_generate import caption_features, encode_images
+    from ..tasks.caption_generate import caption_features, coco_image_ids, encode_files
     from ..tasks.loading import load_captioners
 
+    if args.format != "json":
+        one_caption_per_input(args, f"--format {args.format}")
     task, model = load_captioners(args.checkpoint, args.device)
     cfg = decode_config_from_args(args, task.cfg.decode)
-    files, images = [], []
     candidates = expand_inputs(args.inputs)
-    for f in candidates:
-        try:
-            images.append(load_image(f))
-            files.append(f)
-        except UserError as e:
-            if not args.skip_bad:
-                raise
-            print(f"skipped: {e}", file=sys.stderr)
+    ids = coco_image_ids(candidates) if args.format == "coco" else None  # collisions: before any image
+    if args.attention:
+        from ..attention_figure import check_attention_model
+        check_attention_model(model)  # before any decoding
+    progress = len(candidates) > args.batch_size  # more than one batch: show where it is (stderr)
+    files, feats = encode_files(model, candidates, torch.device(args.device), args.batch_size, args.skip_bad,
+                                lambda why: print(f"skipped: {why}", file=sys.stderr), progress)
     if len(files) == 0:
         raise UserError("no readable image")
-    feats = encode_images(model, lambda i: images[i], len(images), torch.device(args.device), args.batch_size)
-    hyps = caption_features(model, feats, task.vocab, cfg, args.device, args.batch_size)
+    hyps = caption_features(model, feats, task.vocab, cfg, args.device, args.batch_size, progress)
     if args.format == "text":
         for f, h in zip(files, hyps):
             print(f"{f}\t{h[0][0]}")
@@ -54,7 +57,12 @@ def run(args) -> int:
         print(json.dumps([{"file": str(f), "captions": [{"caption": c, "logp": lp} for c, lp in h]}
                           for f, h in zip(files, hyps)], indent=2))
     else:
-        print(json.dumps([{"image_id": f.stem, "caption": h[0][0]} for f, h in zip(files, hyps)]))
+        id_of = dict(zip(candidates, ids))
+        print(json.dumps([{"image_id": id_of[f], "caption": h[0][0]} for f, h in zip(files, hyps)]))
+    if args.attention:
+        from ..attention_figure import write_attention_maps
+        written = write_attention_maps(model, feats, [h[0][0] for h in hyps], files, task.vocab, args.attention)
+        print(f"{len(written)} attention figure(s) in {args.attention}", file=sys.stderr)
     skipped = len(candidates) - len(files)
     if skipped:
         print(f"{skipped} unreadable image(s) skipped", file=sys.stderr)

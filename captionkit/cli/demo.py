@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from .decode_args import json_or_text, positive_int
+
 # The demo recipe (recipes/synth_lrcn2f.toml is the same as a file). A tiny CNN is trained end to end
 # with a factored 2-layer LSTM; sizes are small so that it trains in CPU minutes.
 DEMO = {
@@ -23,12 +25,18 @@ DEMO = {
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="train, caption and score on built-in synthetic data (minutes, CPU)")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo/<time>)")
-    p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
-    p.add_argument("--json", action="store_true", help="also print the scores as one JSON object")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override the demo's epochs")
+    p.add_argument("--json", action="store_true",
+                   help="print the scores as one JSON object on stdout (everything else goes to stderr)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    """Train, caption, score; with --json, stdout is the scores object alone (the rest to stderr)."""
+    return json_or_text(args.json, lambda: train_and_score(args))
+
+
+def train_and_score(args) -> dict:
     import torch
 
     from ..metrics import caption_stats, score_captions
@@ -70,6 +78,4 @@ def run(args) -> int:
     print(f"caption your own images: captionkit caption --checkpoint {out / 'best.pt'} IMAGE...")
     (out / "demo_scores.json").write_text(json.dumps(
         {"scores": report.scores, "stats": stats, "seconds": total, "settings": report.settings}, indent=2))
-    if args.json:
-        print(json.dumps(report.scores))
-    return 0
+    return report.scores

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from .decode_args import add_decode_args, decode_config_from_args
+from .decode_args import (add_decode_args, add_device_arg, decode_config_from_args, one_caption_per_input,
+                          positive_int)
 
 
 def add_parser(sub) -> None:
@@ -18,8 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tuples", required=True, help="tuple file (.json or .jsonl, see captionkit.data.tuples)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text: segment_id<TAB>sentence; json: n-best with log-probabilities")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    add_device_arg(p)
     add_decode_args(p)
     p.set_defaults(run=run)
 
@@ -30,8 +31,8 @@ def run(args) -> int:
     from ..tasks.describe import describe_segments, encode_tuples
     from ..tasks.loading import load_checkpoint
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.format == "text":
+        one_caption_per_input(args, "--format text")
     task, model = load_checkpoint(args.checkpoint, "describe", args.device)
     cfg = decode_config_from_args(args, task.cfg.decode)
     ts = load_tuples(args.tuples)

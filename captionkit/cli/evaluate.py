@@ -9,9 +9,11 @@ sentences for a tuple file, BLEU-4 (sacrebleu) and the caption metrics.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from .decode_args import add_decode_args, decode_config_from_args
+from .decode_args import (add_decode_args, add_device_arg, count_or_all, decode_config_from_args,
+                          one_caption_per_input, positive_int, probability)
 
 
 def add_parser(sub) -> None:
@@ -22,21 +24,23 @@ def add_parser(sub) -> None:
     p.add_argument("--data-root", default=None, help="override the checkpoint's data.root")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a data.* setting of the checkpoint's config, e.g. data.val_split=...")
-    p.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    p.add_argument("--limit", type=count_or_all, default=0, help="evaluate the first N images only (0 = all)")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--tag", default=None, help="name for the output files (default: split + decoding)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric list (default: bleu,meteor,rouge,cider; with --fast: bleu,cider)")
     p.add_argument("--fast", action="store_true",
                    help="BLEU and CIDEr-D by the exact numpy path and the Python PTB tokenizer (no Java)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=100)
+    add_device_arg(p)
+    p.add_argument("--batch-size", type=positive_int, default=100)
     p.add_argument("--json", action="store_true",
                    help="print the scores as one JSON object on stdout (tables go to stderr)")
     p.add_argument("--fuse-with", default=None, metavar="CKPT",
                    help="activity: late-fuse with the other modality's checkpoint (LRCN Table 1)")
-    p.add_argument("--rgb-weight", type=float, default=0.5,
+    p.add_argument("--rgb-weight", type=probability, default=0.5,
                    help="activity fusion: weight of the RGB model (0.5 or 1/3 in the paper)")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write an HTML report next to the outputs (captionkit report; default: on)")
     add_decode_args(p)
     p.set_defaults(run=run)
 
@@ -45,6 +49,18 @@ def metric_list(args) -> tuple[str, ...]:
     """--metrics, or the default for the path: --fast scores BLEU and CIDEr-D only (no Java)."""
     text = args.metrics or ("bleu,cider" if args.fast else "bleu,meteor,rouge,cider")
     return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def check_names(args) -> None:
+    """--metrics and --tag fail before the split is decoded, not after."""
+    from ..errors import UserError
+    from ..metrics.api import METRICS
+
+    unknown = [m for m in metric_list(args) if m not in METRICS]
+    if unknown or not metric_list(args):
+        raise UserError(f"--metrics: unknown metric(s) {unknown or args.metrics!r}; choose from {','.join(METRICS)}")
+    if args.tag is not None and (not args.tag.strip() or any(c in args.tag for c in "/\\\0")):
+        raise UserError(f"--tag {args.tag!r}: a file-name part, without '/' or '\\' (use --out for the folder)")
 
 
 def run(args) -> int:
@@ -56,8 +72,8 @@ def run(args) -> int:
     if kind != "caption" and len(args.checkpoint) > 1:
         raise UserError(f"only captioners decode as an ensemble; {args.checkpoint[0]} is a {kind!r} "
                         "checkpoint (activity models fuse with --fuse-with)")
-    if args.limit < 0:
-        raise UserError(f"--limit must be >= 0 (0 = all), got {args.limit}")
+    one_caption_per_input(args, "evaluate", "it scores the best caption of each input")
+    check_names(args)
     if args.fuse_with is not None and kind not in CLASSIFIERS:
         raise UserError(f"--fuse-with is for activity checkpoints; {args.checkpoint[0]} is a {kind!r} checkpoint")
     evaluate = evaluate_activity if kind in CLASSIFIERS else evaluate_text
@@ -89,6 +105,9 @@ def evaluate_text(args, kind: str) -> int:
     tag = args.tag or f"{args.split}_{decode_tag(cfg)}{ens}"
     out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "eval"
     written = write_outputs(out, {f"{outputs}_{tag}.json": generated, f"scores_{tag}.json": summary})
+    if args.report:
+        from ..report.evaluation import write_evaluation_report
+        written.append(write_evaluation_report(out, tag, kind, task, args.split, generated, summary))
     n = summary.get("images", summary.get("segments"))
     lines = [f"{args.split}: {n} {'images' if kind == 'caption' else 'segments'}, decoding {decode_tag(cfg)}"
              + (f", ensemble of {len(args.checkpoint)} checkpoints" if ens else "")]
@@ -114,5 +133,8 @@ def evaluate_activity(args, kind: str) -> int:
     png = draw_confusion(cm, summary["classes"], out / f"{tag}_confusion.png")
     summary["confusion_png"] = str(png)
     written = write_outputs(out, {f"{tag}_scores.json": summary})
+    if args.report:
+        from ..report.evaluation import write_evaluation_report
+        written.append(write_evaluation_report(out, tag, kind, None, args.split, None, summary))
     emit(summary, activity_table(summary) + f"\nconfusion matrix: {png}", args.json, written)
     return 0

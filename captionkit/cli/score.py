@@ -2,6 +2,7 @@
 
     captionkit score --results RES --references REFS [--split test | --split-list LIST]
                      [--metrics bleu,meteor,rouge,cider,spice] [--per-image FILE] [--json] [--fast]
+                     [--meteor python|java]
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..metrics.api import METRICS, dumps, score_captions
 from ..metrics.inputs import (DUPLICATE_POLICIES, MISSING_POLICIES, UNKNOWN_POLICIES, align,
                               read_references, read_results)
 from ..metrics.tokenize import MAX_CHARS
+from .decode_args import positive_int, seconds
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,9 +39,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="result ids not in the references: error (default) or ignore")
     p.add_argument("--on-missing", choices=MISSING_POLICIES, default="error",
                    help="reference images without a result: error (default) or ignore (score the rest)")
-    p.add_argument("--max-chars", type=int, default=MAX_CHARS, help="longest caption (default %(default)s)")
+    p.add_argument("--max-chars", type=positive_int, default=MAX_CHARS, help="longest caption (default %(default)s)")
     p.add_argument("--truncate-long", action="store_true", help="truncate longer captions instead of failing")
-    p.add_argument("--meteor-timeout", type=float, default=None,
+    p.add_argument("--meteor", choices=("python", "java"), default=None,
+                   help="METEOR from meteor-1.5.jar (java) or captionkit's equal Python version "
+                        "(default: java when Java can run it and --fast is not given, else python)")
+    p.add_argument("--meteor-timeout", type=seconds, default=None,
                    help="seconds before METEOR is stopped and skipped (default: 120 + 0.05 per image)")
     p.set_defaults(run=run)
     return p
@@ -51,15 +56,14 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise UserError(f"--metrics: unknown metric(s) {unknown or args.metrics!r}; choose from {','.join(METRICS)}")
-    if args.max_chars < 1:
-        raise UserError(f"--max-chars must be positive, got {args.max_chars}")
     refs = read_references(args.references, args.split, args.split_list)
     results = read_results(args.results)
     a = align(refs, results, source=str(args.results), on_duplicate=args.on_duplicate,
               on_unknown=args.on_unknown, on_missing=args.on_missing)
     report = score_captions(a.refs, a.res, metrics=metrics, official=not args.fast,
                             per_image=bool(args.per_image), max_chars=args.max_chars,
-                            truncate_long=args.truncate_long, meteor_timeout=args.meteor_timeout, aligned=a)
+                            truncate_long=args.truncate_long, meteor_timeout=args.meteor_timeout, aligned=a,
+                            meteor=args.meteor)
     report.settings["command"] = " ".join(["captionkit", "score"] + sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "score" else None
     report.settings["results_file"] = str(args.results)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, read_utf8
 
 
 @dataclass
@@ -102,15 +102,13 @@ def read_flickr8k_tokens(token_file: str | Path) -> "OrderedDict[str, list[str]]
     if not path.is_file():
         raise UserError(f"Flickr8k token file not found: {path}")
     caps: "OrderedDict[str, list[str]]" = OrderedDict()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            m = _TOKEN_LINE.match(line)
-            if m is None:
-                raise UserError(f"{path}:{lineno}: expected '<image>#<n><TAB><caption>', got {line[:60]!r}")
-            caps.setdefault(m["file"], []).append(m["caption"])
+    for lineno, line in enumerate(read_utf8(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        m = _TOKEN_LINE.match(line)
+        if m is None:
+            raise UserError(f"{path}:{lineno}: expected '<image>#<n><TAB><caption>', got {line[:60]!r}")
+        caps.setdefault(m["file"], []).append(m["caption"])
     return caps
 
 
@@ -119,8 +117,7 @@ def read_split_list(split_file: str | Path) -> list[str]:
     path = Path(split_file)
     if not path.is_file():
         raise UserError(f"split list not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_utf8(path).split("\n") if line.strip()]
 
 
 def load_flickr8k(token_file: str | Path, split_file: str | Path,

@@ -100,13 +100,18 @@ def _box(xs, ys, rs, alphas, S: int) -> list[list[int]]:
     return boxes
 
 
+def _inside(lo: float, hi: float, margin: float, rng: np.random.Generator) -> float:
+    """A uniform position in [lo + margin, hi - margin], or the middle when the range is too short."""
+    return float(rng.uniform(lo + margin, hi - margin)) if hi - lo > 2 * margin else (lo + hi) / 2
+
+
 def render_video(label: int, spec: SynthAttentionSpec, rng: np.random.Generator):
     """-> (frames uint8 (T, S, S, 3), per-frame boxes of the deciding object)."""
     S, T = spec.size, spec.frames
     zone_px = np.array(spec.zone) * S
     r = spec.object_size * S
-    cx = rng.uniform(zone_px[0] + 2 * r, zone_px[2] - 2 * r) if zone_px[2] - zone_px[0] > 4 * r else zone_px[[0, 2]].mean()
-    cy = rng.uniform(zone_px[1] + 1.5 * r, zone_px[3] - 1.5 * r) if zone_px[3] - zone_px[1] > 3 * r else zone_px[[1, 3]].mean()
+    cx = _inside(zone_px[0], zone_px[2], 2.0 * r, rng)  # room to slide sideways
+    cy = _inside(zone_px[1], zone_px[3], 1.5 * r, rng)
     objects = [action_path(label, T, cx, cy, r, rng)]
     for _ in range(spec.distractors):
         rd = S * rng.uniform(*spec.distractor_size)

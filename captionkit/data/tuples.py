@@ -35,13 +35,14 @@ with one ``{"video", "start", "end", "probs": {slot: {label: p}}}`` object per s
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, read_utf8
 
 FORMAT = "captionkit-tuples/1"
 SLOTS = ("activity", "tool", "object", "source", "target")
@@ -194,7 +195,7 @@ def load_tuples(path: str | Path) -> TupleSet:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"tuple file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if path.suffix == ".jsonl":
         lines = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
         if not lines:
@@ -266,7 +267,7 @@ def load_tacos_multilevel(root: str | Path, split: str) -> TupleSet:
     if not path.is_file():
         raise UserError(f"TACoS multilevel file not found: {path}")
     groups: dict[tuple, Segment] = {}
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_utf8(path, newline=""), newline="") as f:
         reader = csv.reader(f, delimiter="\t")
         head = next(reader, None)
         if head is None or tuple(h.strip() for h in head) != TSV_COLUMNS:
@@ -297,7 +298,7 @@ def load_tacos_multilevel(root: str | Path, split: str) -> TupleSet:
 
 def _attach_probs(path: Path, groups: dict, labels: dict[str, list[str]]) -> None:
     index = {s: {lab: i for i, lab in enumerate(labels[s])} for s in SLOTS}
-    for lineno, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, ln in enumerate(read_utf8(path).splitlines(), start=1):
         if not ln.strip():
             continue
         where = f"{path}:{lineno}"

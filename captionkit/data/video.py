@@ -11,6 +11,11 @@ video is decoded again; arrays are memory-mapped when read. Clips follow the pap
 random ``clip_len``-frame clips with a random crop and mirror, testing on all ``clip_len``-frame
 clips with stride ``stride`` and a centre crop (the video's softmax is averaged over both).
 
+A corrupt or truncated video is never classified from the few frames that decoded: decoding counts
+the frames it got against the stream's frame count; below ``min_decoded`` of them (a setting,
+``data.min_decoded``, default ``MIN_DECODED``) it is a UserError naming the file and both counts,
+and any other shortfall is reported on stderr. ``cache_all`` can skip such videos and count them.
+
 Shape legend: N videos, T frames, H x W frame size, C channels (3), L clip length, S crop size.
 """
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +32,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, read_utf8
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
+MIN_DECODED = 0.5   # a video that decodes to fewer than this fraction of its frames is an error
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ def read_class_index(path: str | Path) -> list[str]:
     if not path.is_file():
         raise UserError(f"class index not found: {path}")
     pairs = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -79,7 +86,7 @@ def read_split(list_path: str | Path, root: str | Path, classes: list[str]) -> l
         raise UserError(f"split list not found: {list_path}")
     index = {name: i for i, name in enumerate(classes)}
     videos = []
-    for n, line in enumerate(list_path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_utf8(list_path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -101,20 +108,25 @@ def read_split(list_path: str | Path, root: str | Path, classes: list[str]) -> l
 
 # ----------------------------------------------------------------------------- decoding
 
-def decode_video(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode every frame of a video -> uint8 (T, H, W, 3) RGB, resized to ``size`` = (H, W) if given."""
+def decode_video(path: str | Path, size: tuple[int, int] | None = None,
+                 min_decoded: float = MIN_DECODED) -> np.ndarray:
+    """Decode every frame of a video -> uint8 (T, H, W, 3) RGB, resized to ``size`` = (H, W) if given.
+
+    Fewer than ``min_decoded`` x the stream's frame count (when the container gives one) is a
+    UserError naming the file; a smaller shortfall is reported on stderr."""
     import av  # imported here so that importing captionkit does not need PyAV
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"video not found: {path}")
-    frames = []
+    frames, expected, why = [], 0, ""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise UserError(f"{path}: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            expected = stream.frames or 0  # 0: the container does not say
             for frame in container.decode(stream):
                 if size is not None:
                     frame = frame.reformat(width=size[1], height=size[0])
@@ -122,11 +134,24 @@ def decode_video(path: str | Path, size: tuple[int, int] | None = None) -> np.nd
     except UserError:
         raise
     except Exception as e:  # PyAV raises its own error types for corrupt or non-video files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: cannot decode video ({first[:200]})") from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        if not frames:
+            raise UserError(f"{path}: cannot decode video ({why})") from None
     if not frames:
         raise UserError(f"{path}: no decodable frames")
+    check_decoded(path, len(frames), expected, min_decoded, why)
     return np.stack(frames)  # (T, H, W, 3)
+
+
+def check_decoded(path: Path, got: int, expected: int, min_decoded: float, why: str = "") -> None:
+    """UserError when ``got`` < ``min_decoded`` x ``expected`` frames; a stderr line for a lesser
+    shortfall (one frame short is container rounding, not reported)."""
+    if not expected or got >= expected - 1:
+        return
+    what = f"{path}: {got} of {expected} frames decoded (corrupt or truncated{f': {why}' if why else ''})"
+    if got < min_decoded * expected:
+        raise UserError(f"{what}; below data.min_decoded = {min_decoded}")
+    print(f"warning: {what}", file=sys.stderr)
 
 
 def cache_key(path: Path, *parts) -> str:
@@ -150,25 +175,43 @@ def save_array_atomic(array: np.ndarray, path: Path) -> None:
         raise
 
 
-def load_frames(path: str | Path, size: tuple[int, int] | None, cache_dir: str | Path | None) -> np.ndarray:
+def load_frames(path: str | Path, size: tuple[int, int] | None, cache_dir: str | Path | None,
+                min_decoded: float = MIN_DECODED) -> np.ndarray:
     """Frames of one video (T, H, W, 3) uint8, from the cache when present (memory-mapped)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"video not found: {path}")
     if cache_dir is None:
-        return decode_video(path, size)
+        return decode_video(path, size, min_decoded)
     cached = Path(cache_dir) / "frames" / (cache_key(path, "rgb", size) + ".npy")
     if cached.is_file():
         return np.load(cached, mmap_mode="r")
-    frames = decode_video(path, size)
-    save_array_atomic(frames, cached)
+    frames = decode_video(path, size, min_decoded)
+    try:
+        save_array_atomic(frames, cached)
+    except OSError as e:
+        raise UserError(f"frame cache {cached.parent}: cannot write it ({e.strerror or type(e).__name__}); point "
+                        "data.cache_dir at a writable folder") from None
     return frames
 
 
-def cache_all(videos: list[Video], load, desc: str, progress: bool = True) -> None:
-    """Run ``load(path)`` over every video once (decoding + caching) with a progress bar."""
+def cache_all(videos: list[Video], load, desc: str, progress: bool = True,
+              skip_bad: bool = False) -> list[Video]:
+    """Run ``load(path)`` over every video once (decoding + caching) with a progress bar; returns the
+    videos that loaded. An unreadable or truncated video raises its UserError, or with ``skip_bad``
+    is left out and counted on stderr."""
+    kept, bad = [], []
     for v in tqdm(videos, desc=desc, unit="video", disable=not progress, dynamic_ncols=True):
-        load(v.path)
+        try:
+            load(v.path)
+            kept.append(v)
+        except UserError as e:
+            if not skip_bad:
+                raise
+            bad.append(str(e))
+    if bad:
+        print(f"skipped {len(bad)} of {len(videos)} videos as unreadable (first: {bad[0]})", file=sys.stderr)
+    return kept
 
 
 # ----------------------------------------------------------------------------- clips

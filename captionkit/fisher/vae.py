@@ -4,7 +4,8 @@
 The VAE (section 3.3, Eq. 10):
   encoder   x (C) -> dropout(0.5) -> Linear C->C -> ReLU -> Linear C->d = mu_z; sigma_z (d,) is one
             learned vector shared by every descriptor; z = mu_z + eps * sigma_z while training
-  decoder   mu_x = ReLU(W z + b) (C); sigma_x (C,) learned and shared
+  decoder   mu_x = ReLU(W z + b) (C); sigma_x learned and shared (one scalar, as Algorithm 1's
+            sigma_x^2 I, or one per channel)
   loss      lambda1 * L_rec + lambda2 * L_reg + lambda3 * L_cls, per descriptor, with
             L_rec = -log N(x; mu_x, sigma_x^2 I)   (x the CLEAN input: a denoising auto-encoder)
             L_reg = 1/2 sum_k (mu_z,k^2 + sigma_z,k^2 - 1 - log sigma_z,k^2)   (the KL to N(0, I); the
@@ -20,6 +21,11 @@ z_t = mu_z (no sampling). In closed form, for a whole batch of sets at once:
 Fisher-information normalisation: F = mean over training sets of G G^T (the paper, Eq. 12) -> F^(-1/2) G,
 or the released diagonal F = mean of G^2; then signed square root and L2 (``FVNormalizer``).
 ``decoder = "linear"`` (mask 1) is for PCA-reduced, signed descriptors that a ReLU cannot reconstruct.
+
+Training (``train_vae``) is its own small loop, like ``rnn.train_lm``, not ``train.fit``: the VAE is
+fit inside an encoder's ``fit(training sets)`` on an in-memory descriptor tensor, with no DataLoader,
+validation metric, checkpoint or resume for the Task protocol to drive; the encoder it belongs to is
+refit by each experiment (seconds to minutes). It is seeded (``seed``) and shows tqdm progress.
 
 Shape legend: N sets, T descriptors per set, C descriptor size, d latent size, F = C (d + 1), K classes.
 """
@@ -44,6 +50,8 @@ FIMS = ("full", "diag", "none")
 class VAEConfig:
     latent: int = 63            # d; FV size C * (d + 1) (the paper: 255 -> 256 C)
     decoder: str = "relu"       # "relu" (Eq. 10) | "linear" (PCA-reduced signed descriptors)
+    sigma_x: str = "scalar"     # "scalar": N(x; mu_x, sigma_x^2 I) as Algorithm 1 writes it | "channel":
+                                # one sigma per channel (on PCA-decorrelated descriptors this makes z useless)
     dropout: float = 0.5        # input dropout; the clean input is reconstructed (section 5.2)
     lambda_rec: float = 1.0     # lambda1 (the paper fixes lambda1 = lambda2 = 1)
     lambda_reg: float = 1.0     # lambda2
@@ -57,6 +65,8 @@ class VAEConfig:
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ValueError(f"vae.decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.sigma_x not in ("scalar", "channel"):
+            raise ValueError(f"vae.sigma_x must be scalar or channel, got {self.sigma_x!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"vae.optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.latent < 1 or self.steps < 0 or self.batch_sets < 1 or not 0 <= self.dropout < 1:
@@ -73,7 +83,7 @@ class FVVAE(nn.Module):
         self.encoder = nn.Sequential(nn.Linear(in_dim, in_dim), nn.ReLU(), nn.Linear(in_dim, cfg.latent))
         self.decoder = nn.Linear(cfg.latent, in_dim)
         self.log_sigma_z = nn.Parameter(torch.zeros(cfg.latent))  # shared across descriptors
-        self.log_sigma_x = nn.Parameter(torch.zeros(in_dim))
+        self.log_sigma_x = nn.Parameter(torch.zeros(in_dim if cfg.sigma_x == "channel" else 1))
         self.classifier = nn.Linear(cfg.latent, num_classes) if num_classes else None
 
     @property
@@ -125,6 +135,7 @@ def train_vae(model: FVVAE, sets: torch.Tensor, labels: torch.Tensor | None = No
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # dropout and the Monte Carlo noise
     N, T, C = sets.shape
+    init_from_data(model, sets)
     opt = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr)
     model.train()
     history, t0, every = [], time.time(), max(1, cfg.steps // 10)
@@ -141,6 +152,18 @@ def train_vae(model: FVVAE, sets: torch.Tensor, labels: torch.Tensor | None = No
                 f"{k} {v.item():.3f}" for k, v in parts.items()) + f" ({time.time() - t0:.0f}s)")
     model.eval()
     return history
+
+
+@torch.no_grad()
+def init_from_data(model: FVVAE, sets: torch.Tensor, max_points: int = 100000) -> None:
+    """Start sigma_x at the descriptors' standard deviation (per channel, or the root mean variance)
+    and the decoder bias at their mean. L2-normalised (and PCA-reduced) descriptors have channel
+    variances far below 1; from sigma_x = 1 the reconstruction term is too weak against the KL term
+    at first and the encoder collapses to the prior (KL = 0, z ignored)."""
+    x = sets.reshape(-1, sets.size(-1))[:max_points].float()  # (M, C)
+    var = x.var(0) if model.log_sigma_x.numel() > 1 else x.var(0).mean(0, keepdim=True)
+    model.log_sigma_x.copy_(0.5 * var.clamp(min=1e-12).log())
+    model.decoder.bias.copy_(x.mean(0))
 
 
 @torch.no_grad()

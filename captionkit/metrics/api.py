@@ -2,9 +2,11 @@
 
 Official path (``official=True``): PTB tokenization by pycocoevalcap's Java tokenizer (the pure-Python
 one, proven equal on COCO, when Java is missing), then pycocoevalcap's Bleu/Rouge/Cider in-process,
-METEOR supervised with a deadline, SPICE when it can run. Fast path (``official=False`` and
-``fast_scores``): the pure-Python tokenizer and numpy BLEU/CIDEr-D, equal to the official ones to
-float rounding; no Java. Either way every score comes with the settings that produced it.
+METEOR supervised with a deadline (or captionkit's Python METEOR, equal to the jar: by choice, and
+whenever Java is missing), SPICE when it can run. Fast path (``official=False`` and ``fast_scores``):
+the pure-Python tokenizer, numpy BLEU/CIDEr-D, bit-parallel ROUGE-L and Python METEOR, equal to the
+official ones to float rounding; no Java. Either way every score comes with the settings that
+produced it, including which METEOR ran.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from .inputs import Alignment, Result, align
 from .tokenize import MAX_CHARS, find_java, java_version, ptb_tokenize
 
 METRICS = ("bleu", "meteor", "rouge", "cider", "spice")
+METEOR_NAMES = {"java": "meteor-1.5.jar (Java, -l en -norm)",
+                "python": "captionkit METEOR 1.5 (Python, equal to the jar -l en -norm)"}
 KEYS = {"bleu": ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"], "meteor": ["METEOR"], "rouge": ["ROUGE_L"],
         "cider": ["CIDEr"], "spice": ["SPICE"]}
 
@@ -39,7 +43,8 @@ class ScoreReport:
         lines += [f"{k:<10} {v:>8.4f}" for k, v in self.scores.items()]
         s = self.settings
         lines.append(f"images: {s.get('images')}  references: {s.get('references')}  "
-                     f"tokenizer: {s.get('tokenizer')}  path: {s.get('path')}")
+                     f"tokenizer: {s.get('tokenizer')}  path: {s.get('path')}"
+                     + (f"  meteor: {s['meteor']}" if "meteor" in s.get("metrics", []) else ""))
         for name, why in s.get("skipped", {}).items():
             lines.append(f"skipped {name}: {why}")
         for note in s.get("notes", []):
@@ -109,8 +114,23 @@ def _one(key: str, fn: Callable) -> Scorer:
     return scorer
 
 
-def scorers(official: bool, java: str | None, meteor_timeout: float | None) -> dict[str, Scorer]:
-    """The table of scorers for one call: the official ones, or the exact fast BLEU/CIDEr-D."""
+def _python_meteor(gts, res):
+    from .meteor import meteor_score
+    return meteor_score(gts, res, progress=len(gts) > 2000)
+
+
+def meteor_backend(choice: str | None, official: bool, java: str | None) -> str:
+    """"java" (the jar) or "python" (captionkit.metrics.meteor, equal to it): the choice if given,
+    else the jar when it can run on the official path, else Python."""
+    if choice not in (None, "java", "python"):
+        raise UserError(f"--meteor must be 'python' or 'java', got {choice!r}")
+    return choice or ("java" if official and java else "python")
+
+
+def scorers(official: bool, java: str | None, meteor_timeout: float | None,
+            meteor: str = "java") -> dict[str, Scorer]:
+    """The table of scorers for one call: the official ones, or the exact fast BLEU/ROUGE-L/CIDEr-D;
+    METEOR from the jar or from Python (``meteor``, see ``meteor_backend``)."""
     def needs_java(fn: Callable) -> Callable:
         def run(gts, res):
             if java is None:
@@ -118,8 +138,9 @@ def scorers(official: bool, java: str | None, meteor_timeout: float | None) -> d
             return fn(gts, res, java)
         return run
     return {"bleu": _one("bleu", _official.bleu) if official else _fast_bleu,
-            "meteor": _one("METEOR", needs_java(lambda g, r, j: _official.meteor(g, r, j, meteor_timeout))),
-            "rouge": _one("ROUGE_L", _official.rouge),
+            "meteor": _one("METEOR", _python_meteor if meteor == "python" else
+                           needs_java(lambda g, r, j: _official.meteor(g, r, j, meteor_timeout))),
+            "rouge": _one("ROUGE_L", _official.rouge if official else fast.rouge_l_scorer),
             "cider": _one("CIDEr", _official.cider) if official else _fast_cider,
             "spice": _one("SPICE", needs_java(_official.spice))}
 
@@ -127,11 +148,13 @@ def scorers(official: bool, java: str | None, meteor_timeout: float | None) -> d
 def score_captions(refs: dict[str, list[str]], res: dict[str, str],
                    metrics=("bleu", "meteor", "rouge", "cider"), official: bool = True,
                    per_image: bool = False, *, max_chars: int = MAX_CHARS, truncate_long: bool = False,
-                   meteor_timeout: float | None = None, aligned: Alignment | None = None) -> ScoreReport:
+                   meteor_timeout: float | None = None, aligned: Alignment | None = None,
+                   meteor: str | None = None) -> ScoreReport:
     """coco-caption metrics of res {id: caption} against refs {id: [caption]} -> ScoreReport.
 
     ``aligned``: the result of ``inputs.align`` when the caller (``captionkit score``) already applied
-    its id policies; refs and res are then taken from it and not checked again."""
+    its id policies; refs and res are then taken from it and not checked again.
+    ``meteor``: "java" or "python" (see ``meteor_backend``; None: the jar if it can run, else Python)."""
     bad = [m for m in metrics if m.lower() not in METRICS]
     if bad:
         raise UserError(f"unknown metric(s) {bad}; choose from {', '.join(METRICS)}")
@@ -139,10 +162,12 @@ def score_captions(refs: dict[str, list[str]], res: dict[str, str],
     java = find_java()
     backend = "java" if (official and java) else "python"
     settings = _settings(a, metrics, official, java, backend, max_chars, truncate_long)
+    meteor = meteor_backend(meteor, official, java)
+    settings["meteor"] = METEOR_NAMES[meteor]
     gts = ptb_tokenize(a.refs, backend, max_chars, truncate_long, java)
     hyp = ptb_tokenize({k: [v] for k, v in a.res.items()}, backend, max_chars, truncate_long, java)
     scores, per, skipped = {}, {}, settings["skipped"]
-    table = scorers(official, java, meteor_timeout)
+    table = scorers(official, java, meteor_timeout, meteor)
     for m in (m for m in METRICS if m in [x.lower() for x in metrics]):  # fixed order, same report
         try:
             keys, overall, per_lists = table[m](gts, hyp)

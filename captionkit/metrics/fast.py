@@ -240,3 +240,8 @@ def rouge_l(refs: dict[str, list[str]], res: dict[str, str]):
         if prec_max != 0 and rec_max != 0:
             per[n] = ((1 + beta2) * prec_max * rec_max) / float(rec_max + beta2 * prec_max)
     return float(np.mean(per)), per
+
+
+def rouge_l_scorer(gts: dict[str, list[str]], res: dict[str, list[str]]):
+    """``rouge_l`` with pycocoevalcap's calling convention: res {id: [hyp]} -> (overall, per_image)."""
+    return rouge_l(gts, {k: v[0] for k, v in res.items()})

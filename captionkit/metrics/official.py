@@ -51,6 +51,9 @@ def cider(gts, res):
     return Cider().compute_score(gts, res)
 
 
+STDERR_GRACE = 5.0  # seconds to wait, after Java closed stdout, for the end of its stderr
+
+
 def meteor_timeout(n_images: int) -> float:
     """Default deadline: JVM start and paraphrase table (~10 s) plus a generous per-image budget."""
     return 120.0 + 0.05 * n_images
@@ -77,7 +80,8 @@ def meteor(gts, res, java: str | None = None, timeout: float | None = None):
     out_q: "queue.Queue" = queue.Queue()
     err_lines: list[bytes] = []
     threading.Thread(target=_reader, args=(p.stdout, out_q), daemon=True).start()
-    threading.Thread(target=lambda: err_lines.extend(iter(p.stderr.readline, b"")), daemon=True).start()
+    err_reader = threading.Thread(target=lambda: err_lines.extend(iter(p.stderr.readline, b"")), daemon=True)
+    err_reader.start()
 
     def send(lines: list[str]):
         def write():
@@ -98,6 +102,8 @@ def meteor(gts, res, java: str | None = None, timeout: float | None = None):
                 line = None
                 left = 0
             if line is None:
+                if left > 0:  # stdout closed: Java's last words may still be on their way to stderr
+                    err_reader.join(timeout=STDERR_GRACE)
                 err = b"".join(err_lines).decode("utf-8", "replace").strip().splitlines()
                 why = (f"no answer within {timeout:.0f} s" if left <= 0 else "the Java process exited")
                 raise MetricError(f"METEOR failed: {why} after {len(got)} of {k} lines"

@@ -81,6 +81,7 @@ _PLAIN = re.compile(r"[A-Za-z]+(?=[ \n])")   # a plain word before a space: no r
 
 
 _LETTERS_SPACES = re.compile(r"[A-Za-z ]*")
+_WORD_PERIOD = re.compile(r"([A-Za-z]{2,})\.( *)")   # the usual caption end: "... horse."
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -103,8 +104,13 @@ def tokenize_line(line: str, following: str = "") -> str:
     out: list[str] = []
     for w in line[:cut].split():
         _emit_word(w, out)
-    if cut < len(line):
-        out.extend(_lex(line[cut:], following))
+    tail = line[cut:]
+    end = _WORD_PERIOD.fullmatch(tail)
+    if end and end.group(1).lower() != "no" and not _COMPILED[0][1].match(tail):
+        _emit_word(end.group(1), out)     # not an abbreviation, nor "no." before a number: word, "."
+        out.append(".")
+    elif tail:
+        out.extend(_lex(tail, following))
     return " ".join(out)
 
 

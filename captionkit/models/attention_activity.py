@@ -10,7 +10,10 @@ Every frame is a K x K x D feature cube X_t (P = K*K slices) of a frozen CNN. Th
   avg_lstm    the same LSTM on the average of the P slices (no attention)
   max_lstm    the same LSTM on the element-wise maximum of the P slices
   softmax     softmax regression on the whole cube of each frame (no recurrence)
-Dropout sits at every non-recurrent connection (input, between layers, classifier).
+Dropout sits at every non-recurrent connection (input, between layers, classifier). Two options
+from Show, Attend and Tell (Xu et al. 4.2.1), both off by default: ``gate`` scales x_t by a learned
+beta_t = sigmoid(f_beta(h_{t-1})), and ``uniform_init`` zeroes the attention's last scoring layer so
+that every l_t starts exactly uniform.
 
 One module, two entry points: ``forward`` runs a whole window (the content projections of all
 frames in one matmul, the baselines' LSTM in one fused call) and ``step`` runs one frame; a test
@@ -43,6 +46,8 @@ class AttentionActivityConfig:
     att_dim: int = 256          # content attention only: size of the tanh scoring layer
     dropout: float = 0.5        # at all non-recurrent connections (paper: 0.5)
     penalty: float = 1.0        # lambda of the doubly stochastic attention penalty (Eq. 7; paper 0 / 1 / 10)
+    gate: bool = False          # scale x_t by beta_t = sigmoid(w^T h_{t-1} + b) (Show, Attend and Tell 4.2.1)
+    uniform_init: bool = False  # zero the attention's last scoring layer: l_t starts exactly uniform
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -81,6 +86,11 @@ class AttentionActivity(nn.Module):
         self.lstm = nn.LSTM(D, H, num_layers=L, batch_first=True, dropout=cfg.dropout if L > 1 else 0.0)
         self.attention = (SoftAttention(cfg.attention, D, H, positions, cfg.att_dim)
                           if cfg.kind == "attention" else None)
+        self.gate = nn.Linear(H, 1) if cfg.gate and self.attention is not None else None
+        if cfg.uniform_init and self.attention is not None:
+            last = self.attention.state_to_logits if cfg.attention == "location" else self.attention.score
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         self.classifier = nn.Sequential(nn.Linear(H, H), nn.Tanh(), nn.Dropout(cfg.dropout),
                                         nn.Linear(H, num_classes))  # the extra tanh layer of Fig. 2b
 
@@ -103,9 +113,12 @@ class AttentionActivity(nn.Module):
         weights = None
         if self.attention is not None:
             x, weights = self.attention(grid, h[:, -1], projected)  # top layer's h_{t-1}: (B, D), (B, P)
+            if self.gate is not None:
+                x = torch.sigmoid(self.gate(h[:, -1])) * x  # beta_t (B, 1) * (B, D)
         else:
             x = self.pool(grid)  # (B, D)
-        out, (h2, c2) = self.lstm(self.drop(x).unsqueeze(1), (h.transpose(0, 1), c.transpose(0, 1)))
+        hx = (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous())  # (L, B, H): cuDNN wants contiguous
+        out, (h2, c2) = self.lstm(self.drop(x).unsqueeze(1), hx)
         logits = self.classifier(self.drop(out[:, 0]))  # (B, H) -> (B, C)
         return logits, (h2.transpose(0, 1), c2.transpose(0, 1)), weights
 

@@ -24,8 +24,20 @@ def _shares_features(a, b) -> bool:
     return a is b or (a.frozen and b.frozen and a.identity == b.identity)
 
 
+@torch.no_grad()
+def flat_dim(encoder) -> int:
+    """Numbers per image in an encoder's output: D for a pooled feature, P*C for a grid (B, P, C)
+    (measured on one blank image: P depends on the input size and on where the CNN is cut)."""
+    if getattr(encoder.cfg, "pool", "avg") != "grid":
+        return encoder.out_dim
+    device = next(encoder.parameters()).device
+    side = encoder.cfg.image_size
+    return encoder(torch.zeros(1, 3, side, side, device=device)).numel()
+
+
 class EnsembleEncoder(nn.Module):
-    """Distinct member CNNs side by side: images -> concatenated features (B, sum D).
+    """Distinct member CNNs side by side: images -> concatenated features (B, sum D), each CNN's
+    output flattened (a grid (B, P, C) as P*C columns) so that pooled and grid members mix.
 
     The members may preprocess differently (e.g. 224 and 288 pixel inputs): ``preprocess`` returns
     every CNN's input flattened and concatenated, (sum 3*S_i*S_i,), and ``forward`` splits it again.
@@ -34,7 +46,8 @@ class EnsembleEncoder(nn.Module):
     def __init__(self, encoders: Sequence[nn.Module]):
         super().__init__()
         self.encoders = nn.ModuleList(encoders)
-        self.out_dim = sum(e.out_dim for e in encoders)
+        self.dims = [flat_dim(e) for e in encoders]  # columns of each CNN in the concatenation
+        self.out_dim = sum(self.dims)
         self.identity = "ensemble(" + ", ".join(e.identity for e in encoders) + ")"
         self._sides = [e.cfg.image_size for e in encoders]
 
@@ -50,9 +63,10 @@ class EnsembleEncoder(nn.Module):
         if images.dim() == 4:
             if len(set(self._sides)) > 1:
                 raise ValueError(f"these CNNs take different input sizes {self._sides}: pass preprocess()'s rows")
-            return torch.cat([e(images) for e in self.encoders], dim=1)
+            return torch.cat([e(images).flatten(1) for e in self.encoders], dim=1)
         parts = images.split([3 * s * s for s in self._sides], dim=1)  # each (B, 3*S_i*S_i)
-        return torch.cat([e(x.view(-1, 3, s, s)) for e, x, s in zip(self.encoders, parts, self._sides)], dim=1)
+        return torch.cat([e(x.view(-1, 3, s, s)).flatten(1) for e, x, s in zip(self.encoders, parts, self._sides)],
+                         dim=1)
 
 
 class Ensemble(nn.Module):
@@ -71,8 +85,9 @@ class Ensemble(nn.Module):
                 j = len(distinct) - 1
             self._slot.append(j)
         self.encoder = distinct[0] if len(distinct) == 1 else EnsembleEncoder(distinct)
-        ends = torch.tensor([e.out_dim for e in distinct]).cumsum(0).tolist()
-        self._cols = [(end - e.out_dim, end) for end, e in zip(ends, distinct)]
+        dims = self.encoder.dims if len(distinct) > 1 else [distinct[0].out_dim]
+        ends = torch.tensor(dims).cumsum(0).tolist()
+        self._cols = [(end - d, end) for end, d in zip(ends, dims)]
         self._sizes: list[int] = []
 
     def init_state(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -81,7 +96,9 @@ class Ensemble(nn.Module):
         self._sizes = []
         for m, j in zip(self.members, self._slot):
             lo, hi = self._cols[j]
-            s = m.init_state(feats[:, lo:hi])  # member m sees its own CNN's columns (B, D_m)
+            # member m sees its own CNN's columns (B, D_m) (flattened grids: the member reshapes them);
+            # one shared CNN: its features as they are
+            s = m.init_state(feats[:, lo:hi] if len(self._cols) > 1 else feats)
             self._sizes.append(len(s))
             state += s
         return tuple(state)

@@ -95,6 +95,7 @@ def curves(series: dict[str, tuple[list[float], list[float]]], title: str, ylabe
     if mark is not None:
         ax.axvline(mark, color="#c33", lw=1, ls="--", label=f"best epoch {mark:g}")
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig_uri(fig)

@@ -138,8 +138,8 @@ def run_report_html(run_dir: Path, command: str) -> str:
             ("config from", ckpt_name or "no checkpoint in the folder")]
     mark = best[0] if best else None
     vals = list(dict.fromkeys(k for r in epochs for k in r.get("val", {})))
-    epoch_rows = [[r["epoch"], r["train_loss"]] + [r.get("val", {}).get(k) for k in vals] + [r.get("time")]
-                  for r in epochs]
+    epoch_rows = [[r["epoch"], r["train_loss"]] + [r.get("val", {}).get(k) for k in vals]
+                  + [round(r["time"]) if isinstance(r.get("time"), (int, float)) else None] for r in epochs]
     sections = [("Summary", kv_table(rows)),
                 ("Curves", plots_html(_curves(epochs, steps, per_epoch, mark))),
                 ("Epochs", table(["epoch", "train loss"] + [f"val {k}" for k in vals] + ["time (s)"], epoch_rows))]

@@ -66,7 +66,8 @@ def activity_report_html(path: Path, command: str) -> str:
     data = read_json(path, "activity scores file")
     cm, classes = _activity_fields(data, path)
     per_class = {str(k): float(v) for k, v in (data.get("per_class_accuracy") or {}).items()}
-    keys = ("checkpoint", "split", "videos", "accuracy", "mean_class_accuracy", "direction_accuracy")
+    keys = ("checkpoint", "split", "modality", "fuse_with", "rgb_weight", "videos", "accuracy",
+            "mean_class_accuracy", "direction_accuracy", "notes")
     rows = [("report command", command)] + [(k, data[k]) for k in keys if k in data]
     uris = {"confusion": plots.confusion(cm, classes)}
     if per_class:

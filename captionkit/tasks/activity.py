@@ -52,6 +52,10 @@ class VideoDataConfig:
     flow_scale: float = flow_io.DEFAULT_SCALE  # grey levels per pixel of motion in the flow images
     max_val_videos: int = 0         # validate on the first N test videos (0 = all)
     progress: bool = True           # progress bar while decoding / computing flow
+    min_decoded: float = video_io.MIN_DECODED  # a video decoding to fewer than this fraction of its
+                                    # frames (corrupt, truncated) is an error naming it
+    skip_bad: bool = False          # leave such (and unreadable) videos out of training and validation,
+                                    # counted on stderr, instead of stopping
     synthetic: bool = False         # use the built-in order-dependent videos (written to root)
     synth: SynthVideoSpec = field(default_factory=SynthVideoSpec)
 
@@ -66,6 +70,8 @@ class VideoDataConfig:
             raise ValueError(f"data.frame_size must be [height, width], got {self.frame_size}")
         if self.split not in (1, 2, 3):
             raise ValueError(f"data.split must be 1, 2 or 3, got {self.split}")
+        if self.min_decoded > 1:
+            raise ValueError(f"data.min_decoded must be a fraction in [0, 1], got {self.min_decoded}")
 
 
 @dataclass
@@ -89,7 +95,7 @@ def frame_loader(data: VideoDataConfig):
     if data.modality == "flow":
         return partial(flow_io.load_flow, size=size, cache_dir=cache, method=data.flow_method,
                        scale=data.flow_scale)
-    return partial(video_io.load_frames, size=size, cache_dir=cache)
+    return partial(video_io.load_frames, size=size, cache_dir=cache, min_decoded=data.min_decoded)
 
 
 def dataset_root(data: VideoDataConfig) -> Path:
@@ -148,8 +154,12 @@ class ActivityTask(Task):
         self.extra["classes"] = classes
         load = frame_loader(data)
         what = "flow" if data.modality == "flow" else "decoding"
-        video_io.cache_all(self.train_videos + self.test_videos, load, f"{what} (rank {rank})" if world > 1
-                           else what, progress=data.progress and rank == 0)
+        kept = set(video_io.cache_all(self.train_videos + self.test_videos, load, f"{what} (rank {rank})"
+                                      if world > 1 else what, data.progress and rank == 0, data.skip_bad))
+        self.train_videos = [v for v in self.train_videos if v in kept]
+        self.test_videos = [v for v in self.test_videos if v in kept]
+        if not self.train_videos or not self.test_videos:
+            raise UserError("activity task: no readable training or test videos left (data.skip_bad)")
         self._train_set = video_io.ClipDataset(self.train_videos, load, data.clip_len, self.cfg.encoder.image_size,
                                                mirror=data.mirror, mirror_flow=data.modality == "flow")
 
@@ -166,6 +176,9 @@ class ActivityTask(Task):
 
     def train_dataset(self):
         return self._train_set
+
+    def data_sizes(self) -> dict[str, int]:
+        return {"train videos": len(self.train_videos), "test videos": len(self.test_videos)}
 
     def param_groups(self, model: nn.Module, lr: float) -> list[dict]:
         """The fine-tuned CNN gets encoder.lr (when set); the LSTM and classifier get train.lr."""

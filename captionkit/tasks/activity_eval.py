@@ -21,7 +21,7 @@ from ..metrics.classification import classification_scores, confusion_matrix, pe
 from ..models.activity import late_fusion
 from .loading import load_checkpoint, read_checkpoint
 
-CLASSIFIERS = ("activity",)  # tasks whose checkpoints classify videos
+CLASSIFIERS = ("activity", "attention_activity")  # tasks whose checkpoints classify videos
 
 
 def video_probabilities(task, model, paths: list[Path], device: torch.device | str = "cpu",
@@ -57,7 +57,7 @@ def evaluate_videos(checkpoint: str | Path, split: str = "test", limit: int = 0,
     if fuse_with is not None:
         read_checkpoint(fuse_with, CLASSIFIERS)  # a wrong second checkpoint fails before anything is built
     task, model = load_checkpoint(checkpoint, CLASSIFIERS, device, data_root, overrides)
-    classes, train, test = read_lists(task.cfg.data)
+    classes, train, test = task.video_lists() if task.name == "attention_activity" else read_lists(task.cfg.data)
     notes = [] if classes == task.classes else [
         f"the data's classInd differs from the checkpoint's {len(task.classes)} classes"]
     videos = train if split == "train" else test

@@ -123,8 +123,9 @@ def grid_shape(encoder: ImageEncoder) -> tuple[int, int]:
 
 
 def encoder_digest(encoder: ImageEncoder) -> str:
-    """A short hash of the encoder's identity AND weights: grids of different weights never mix."""
-    h = hashlib.sha1(encoder.identity.encode())
+    """A short hash of the encoder's architecture, input size AND weights: grids of different weights
+    never mix, and a CNN rebuilt from a checkpoint finds the grids its training run cached."""
+    h = hashlib.sha1(f"{encoder.cfg.image_size}|{encoder.net}".encode())  # not .identity: it names the weights' source
     for name, t in encoder.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())

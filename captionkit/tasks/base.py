@@ -42,6 +42,10 @@ class Task(ABC):
     def train_dataset(self) -> Dataset:
         """The training set; items are whatever ``collate`` accepts."""
 
+    def data_sizes(self) -> dict[str, int]:
+        """Split sizes printed when training starts (after ``setup``); tasks add their validation split."""
+        return {"train items": len(self.train_dataset())}
+
     def train_lengths(self) -> list[int] | None:
         """Per-item lengths of ``train_dataset()`` for length bucketing (``train.bucket``); None: none."""
         return None

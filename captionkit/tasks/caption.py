@@ -8,7 +8,6 @@ BLEU/CIDEr-D (document frequencies over the whole validation split). Best checkp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,7 @@ from ..models.attention_captioner import AttentionCaptioner
 from ..models.captioner import CaptionModelConfig, Captioner
 from ..models.cnn_split import split_mobilenet
 from ..train import TrainConfig
-from ..vocab import Vocab, pad_captions
+from ..vocab import SPECIALS, Vocab, pad_captions
 from .base import Task
 from .caption_data import CaptionDataConfig, ImageSource, load_split
 from .caption_scst import SCSTConfig, reward_scorer, scst_loss
@@ -131,6 +130,8 @@ class CaptionTask(Task):
             self.val_src = ImageSource("val", self.val_src.items[:d.val_limit], self.val_src.synthetic)
         if self.vocab is None:
             self.vocab = Vocab.build((c for item in self.train_src.items for c in item.captions), d.min_count)
+            if len(self.vocab) <= len(SPECIALS):  # every word would be <unk>: a model of nothing
+                raise UserError(f"data.min_count={d.min_count}: no word of the training captions occurs that often")
             self.extra["vocab"] = self.vocab.to_json()
         enc = self.encoder()
         if rank == 0 and enc.report:
@@ -161,13 +162,17 @@ class CaptionTask(Task):
         if world > 1 and cache and rank != 0:
             torch.distributed.barrier()
         feats, skipped = extract_features(enc, src.ids(), src.image_by_id, cache, ecfg.batch_size, device,
-                                          skip_bad=False, desc=f"features {src.split}")
+                                          skip_bad=False, desc=f"features {src.split}", stamp=src.stamp)
         if world > 1 and cache and rank == 0:
             torch.distributed.barrier()
         return torch.stack([feats[i] for i in src.ids()])  # (N, D)
 
     def train_dataset(self) -> Dataset:
         return self.train_set
+
+    def data_sizes(self) -> dict[str, int]:
+        return {"train images": len(self.train_src.items), "train items": len(self.train_set),
+                "val images": len(self.val_src.items)}
 
     def train_lengths(self) -> list[int]:
         return [max(len(ids) for ids in group) for _, group in self.train_set.items]

@@ -15,11 +15,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.captions import CaptionItem, load_coco, load_flickr8k, load_karpathy
+from ..config import require
 from ..data.synth import synth_items
 from ..errors import UserError
-from ..features import load_image
+from ..features import file_stamp, load_image
 
 SOURCES = ("synth", "coco", "karpathy", "flickr8k")
+REAL_DATA_KEYS = ("root", "annotations", "val_annotations", "images", "val_images")  # meaningless for "synth"
 
 
 @dataclass
@@ -49,6 +51,11 @@ class CaptionDataConfig:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        require(self, "data", positive=("max_len", "synth_train", "synth_val", "synth_test", "synth_size"))
+        files = [k for k in REAL_DATA_KEYS if getattr(self, k)]
+        if self.source == "synth" and files:
+            raise ValueError(f"data.{files[0]} is set but data.source is 'synth' (the default: built-in "
+                             f"synthetic scenes): set data.source to one of {SOURCES[1:]}")
 
     def path(self, value: str) -> Path:
         p = Path(value)
@@ -75,6 +82,12 @@ class ImageSource:
 
     def image_by_id(self, image_id: str) -> Image.Image:
         return self.image(self._index[image_id])
+
+    def stamp(self, image_id: str) -> str:
+        """What the image is, for the feature cache: its file's path, size and mtime (a synthetic
+        scene is a function of its id, which names its seed and size)."""
+        item = self.items[self._index[image_id]]
+        return "synthetic" if self.synthetic else file_stamp(item.file) if item.file else "no file"
 
 
 def load_split(d: CaptionDataConfig, split: str) -> ImageSource:

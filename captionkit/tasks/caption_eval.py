@@ -24,7 +24,7 @@ def evaluate_captions(task, model, split: str, cfg: DecodeConfig, device: torch.
     items = src.items[:limit] if limit else src.items
     enc = task.cfg.encoder
     feats = frozen_features(model.encoder, [it.image_id for it in items], src.image_by_id,  # (N, D) or None
-                            enc.cache_dir if enc.cache else None, enc.batch_size, device)
+                            enc.cache_dir if enc.cache else None, enc.batch_size, device, stamp=src.stamp)
     t0 = time.time()
     if feats is not None:  # frozen CNNs: reuse (or fill) the training feature caches
         hyps = caption_features(model, feats, task.vocab, cfg, device, batch_size, progress=True)
@@ -33,10 +33,11 @@ def evaluate_captions(task, model, split: str, cfg: DecodeConfig, device: torch.
     decode_seconds = time.time() - t0
     res = {it.image_id: h[0][0] for it, h in zip(items, hyps)}
     refs = {it.image_id: it.captions for it in items}
-    report = score_captions(refs, res, metrics=metrics, official=official)
+    report = score_captions(refs, res, metrics=metrics, official=official, per_image=True)
     train_caps = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
     stats = caption_stats(res, train_caps, refs)
     coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
     summary = {"split": split, "images": len(res), "decode": vars(cfg), "decode_seconds": round(decode_seconds, 2),
-               "scores": report.scores, "stats": stats, "settings": report.settings}
+               "scores": report.scores, "stats": stats, "settings": report.settings,
+               "per_image": report.per_image}  # {image id: {metric: score}}: the report's cards
     return summary, coco, report

@@ -21,7 +21,8 @@ from ..config import apply_overrides
 from ..errors import UserError
 from . import config_from_dict
 
-WHAT = {"caption": "a captioner", "activity": "an activity recogniser", "describe": "a video describer"}
+WHAT = {"caption": "a captioner", "activity": "an activity recogniser", "describe": "a video describer",
+        "attention_activity": "a soft-attention activity recogniser"}
 
 
 def check_task(ckpt: dict, path: str | Path, expect: str | Sequence[str] | None) -> None:

@@ -112,14 +112,16 @@ def load_splits(cfg: RetrieveConfig) -> dict[str, list[CaptionItem]]:
     return items
 
 
-def image_features(cfg: RetrieveConfig, items: list[CaptionItem], log=print, pool: str = "avg") -> torch.Tensor:
+def image_features(cfg: RetrieveConfig, items: list[CaptionItem], log=print,
+                   pool: str = "avg") -> torch.Tensor:
     """Frozen CNN features (N, Dx), or with pool="grid" (N, K*K, C) in fp16, through the on-disk cache."""
     from ..encoders import EncoderConfig, build_image_encoder
-    from ..features import extract_features, load_image
+    from ..features import extract_features, file_stamp, load_image
     enc = build_image_encoder(EncoderConfig(name=cfg.encoder, pool=pool,
                                             weights=str(_path(cfg.data_root, cfg.encoder_weights))))
     files = {it.image_id: it.file for it in items}
-    feats, _ = extract_features(enc, list(files), lambda i: load_image(files[i]), cfg.feature_cache, 64)
+    feats, _ = extract_features(enc, list(files), lambda i: load_image(files[i]), cfg.feature_cache, 64,
+                                stamp=lambda i: file_stamp(files[i]))
     return torch.stack([feats[it.image_id] for it in items])  # (N, Dx) or (N, K*K, C)
 
 
@@ -227,10 +229,15 @@ def run_cca(cfg: RetrieveConfig, img_tr, sent_tr, s2i_tr, img_te, sent_te, s2i_t
     if n_fit <= 0:
         raise UserError(f"val_images={cfg.val_images} leaves no training images for the CCA fit")
     fit_mask = s2i_tr < n_fit
+    t0 = time.time()  # the eigendecompositions below take minutes on large Fisher vectors: say so first
+    log(f"  CCA: fitting {len(cfg.cca.regs)} regularisation(s) on {n_fit} images ({int(fit_mask.sum())} "
+        f"sentences, {img_tr.size(1)}-d x {sent_tr.size(1)}-d), selecting on {cfg.val_images} held-out images ...")
     reg, power, table = R.select_cca(img_tr[:n_fit], sent_tr[fit_mask], s2i_tr[fit_mask], img_tr[n_fit:],
                                      sent_tr[~fit_mask], s2i_tr[~fit_mask] - n_fit, cfg.cca.regs, cfg.cca.powers,
                                      cfg.cca.dim or None, log=log)
+    log(f"  CCA: refitting reg={reg:g} on all {len(img_tr)} training images ...")
     (cca,) = R.fit_cca_path(img_tr[s2i_tr], sent_tr, [reg], cfg.cca.dim or None)
+    log(f"  CCA: done in {time.time() - t0:.0f} s")
     cca.power = power
     px, py = cca.project_x(img_te), cca.project_y(sent_te)
     metrics = R.retrieval_metrics(R.cosine_similarity(px, py), s2i_te)
@@ -246,12 +253,13 @@ def load_captioner(path: str, items: list[CaptionItem], cache_dir: str):
     """
     from types import SimpleNamespace
 
-    from ..features import extract_features, load_image
+    from ..features import extract_features, file_stamp, load_image
     from .loading import load_checkpoint
 
     task, model = load_checkpoint(path, "caption")
     files = {it.image_id: it.file for it in items}
-    feats, _ = extract_features(model.encoder, list(files), lambda i: load_image(files[i]), cache_dir, 64)
+    feats, _ = extract_features(model.encoder, list(files), lambda i: load_image(files[i]), cache_dir, 64,
+                                stamp=lambda i: file_stamp(files[i]))
     visual = torch.stack([feats[it.image_id] for it in items])  # (N, D)
     return SimpleNamespace(vocab=task.vocab, init_state=model.init_state, step=model.step), visual
 

@@ -12,24 +12,29 @@ The result's match counts and chunks are then recounted from the chosen matches.
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 BEAM = 40
 SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)        # exact, stem, synonym, paraphrase (MeteorScorer)
 
-# a partial alignment is a list: [m1, m2, chunks, idx, last_end, distance, used1, used2, chosen]
-M1, M2, CHUNKS, IDX, LAST, DIST, USED1, USED2, CHOSEN = range(9)
-
-
-def _rank(p):
-    return (-(p[M1] + p[M2]), p[CHUNKS], p[DIST])
+# A partial alignment is a list [key, m1, m2, idx, last_end, used1, used2, chosen]: key ranks it as
+# the jar does, -(m1 + m2) first, then chunks, then distance, packed in one int (chunks and distance
+# stay far below 2**32) so the stable sort compares ints; chosen is a linked list (parent, match).
+KEY, M1, M2, IDX, LAST, USED1, USED2, CHOSEN = range(8)
+_S1, _S2 = 1 << 32, 1 << 64
+_by_key = itemgetter(KEY)
 
 
 def _take(p, m) -> None:
-    """Add match m to partial alignment p (stats only)."""
+    """Add match m to partial alignment p (counts, chunk, position)."""
     w = SEARCH_WEIGHTS[m[4]]
+    before = p[M1] + p[M2]
     p[M1] = int(p[M1] + m[3] * w)
     p[M2] = int(p[M2] + m[1] * w)
+    key = p[KEY] + (before - p[M1] - p[M2]) * _S2
     if p[LAST] != -1 and m[2] != p[LAST]:
-        p[CHUNKS] += 1
+        key += _S1
+    p[KEY] = key
     p[IDX] = m[0] + m[1]
     p[LAST] = m[2] + m[3]
 
@@ -57,7 +62,7 @@ def align(stage) -> list:
     n = len(stage.matches)
     if not any(len(ms) > (f is not None) for ms, f in zip(stage.matches, fixed)):
         return [m for m in fixed if m is not None]          # nothing to choose: the search is moot
-    best = _resolve(stage.matches, fixed, [0, 0, 0, 0, -1, 0, used1, used2, None], n)
+    best = _resolve(stage.matches, fixed, [0, 0, 0, 0, -1, used1, used2, None], n)
     chosen = []
     node = best[CHOSEN]
     while node is not None:
@@ -73,12 +78,12 @@ def _resolve(matches, fixed, start, n):
     for current in range(n + 1):
         paths = nxt
         nxt = []
-        paths.sort(key=_rank)
+        paths.sort(key=_by_key)
         bit = 1 << current
         for path in paths[:BEAM]:
             if current == n:
                 if path[LAST] != -1:
-                    path[CHUNKS] += 1
+                    path[KEY] += _S1                    # close the last chunk
                 nxt.append(path)
                 continue
             if path[USED2] & bit:
@@ -87,27 +92,28 @@ def _resolve(matches, fixed, start, n):
                 elif fixed[path[IDX]] is not None:
                     m = fixed[path[IDX]]
                     _take(path, m)
-                    path[DIST] += abs(m[0] - m[2])
+                    path[KEY] += abs(m[0] - m[2])
                     nxt.append(path)
                 continue
+            key, m1, m2, _, last, used1, used2, chosen = path
             for m in matches[current]:
-                if path[USED2] & m[5] or path[USED1] & m[6]:
+                if used2 & m[5] or used1 & m[6]:
                     continue
-                new = path.copy()
-                new[USED2] |= m[5]
-                new[USED1] |= m[6]
-                new[CHOSEN] = (path[CHOSEN], m)
-                _take(new, m)
-                path[DIST] += abs(m[0] - m[2])          # (sic) the parent's distance, as in the jar
-                nxt.append(new)
+                w = SEARCH_WEIGHTS[m[4]]                # _take, inlined: the hot loop
+                n1, n2 = int(m1 + m[3] * w), int(m2 + m[1] * w)
+                k = path[KEY] + (m1 + m2 - n1 - n2) * _S2
+                if last != -1 and m[2] != last:
+                    k += _S1
+                nxt.append([k, n1, n2, m[0] + m[1], m[2] + m[3], used1 | m[6], used2 | m[5], (chosen, m)])
+                path[KEY] += abs(m[0] - m[2])           # (sic) the parent's distance, as in the jar
             if path[LAST] != -1:
-                path[CHUNKS] += 1
+                path[KEY] += _S1
                 path[LAST] = -1
             path[IDX] += 1
             nxt.append(path)
         if not nxt:
             nxt.append(paths[0])
-    nxt.sort(key=_rank)
+    nxt.sort(key=_by_key)
     return nxt[0]
 
 

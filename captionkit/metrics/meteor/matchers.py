@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .resources import MAX_PHRASE, Synonyms, synonyms
+from .resources import Synonyms, synonyms
 
 EXACT, STEM, SYNONYM, PARAPHRASE = 0, 1, 2, 3
 
@@ -92,6 +92,37 @@ class Stage:
             self.cov2[m[0] + k] += 1
 
 
+class Sentence:
+    """Everything the matchers need about one tokenized sentence, computed once (position
+    indexes only when first asked for: a reference needs fewer than a hypothesis)."""
+
+    def __init__(self, words: tuple, m: "Matchers"):
+        self.words = words
+        hc, sc, yc = _hash_cache, m._stem, m._synsets         # the per-word caches, read directly
+        self.hashes = [hc[w] if w in hc else java_hash(w) for w in words]      # Java hash codes
+        self.stems = [sc[w] if w in sc else m.stem_key(w) for w in words]      # hashes of the stems
+        syn = [yc[w] if w in yc else m.synsets(w) for w in words]
+        self.synsets = [(i, y) for i, y in enumerate(syn) if y]
+        self._all_synsets = None
+        self.function = None            # function-word flags, set by the scorer
+        self.spans = m.spans(words)     # (start, length, paraphrases) in the transducer's order
+        self.word_set = frozenset(words)
+        self._index: dict[str, dict] = {}
+
+    @property
+    def all_synsets(self) -> frozenset:
+        if self._all_synsets is None:
+            self._all_synsets = frozenset().union(*(y for _, y in self.synsets))
+        return self._all_synsets
+
+    def positions(self, what: str) -> dict:
+        """"hashes" / "stems" / "words" -> {key: ascending positions}."""
+        d = self._index.get(what)
+        if d is None:
+            d = self._index[what] = _positions(self.words if what == "words" else getattr(self, what))
+        return d
+
+
 class Matchers:
     """Stemmer, synonym and paraphrase look-ups with per-word / per-sentence caches."""
 
@@ -99,10 +130,20 @@ class Matchers:
         self._stemmer = english_stemmer()
         self.syn = syn or synonyms()
         self.para = paraphrases
+        # phrase trie: word -> [paraphrases of the phrase ending here, {next word: ...}]; the
+        # paraphrases as (first words, {first word: [(file rank, paraphrase), ...]})
+        self._trie: dict = {}
+        for phrase, targets in paraphrases.items():
+            node = [None, self._trie]
+            for w in phrase:
+                node = node[1].setdefault(w, [None, {}])
+            by_first: dict[str, list] = {}
+            for rank, t in enumerate(targets):
+                by_first.setdefault(t[0], []).append((rank, t))
+            node[0] = (frozenset(by_first), by_first)
         self._stem: dict[str, int] = {}
         self._synsets: dict[str, frozenset] = {}
-        self._spans: dict[tuple, list] = {}
-        self._grams: dict[tuple, dict] = {}
+        self._sentences: dict[tuple, Sentence] = {}
 
     # ---- stems and synonyms
     def stem_key(self, word: str) -> int:
@@ -138,72 +179,85 @@ class Matchers:
 
     # ---- paraphrases
     def spans(self, words: tuple) -> list:
-        """[(start, length, [paraphrase, ...]), ...] for every phrase of ``words`` in the table,
-        by start, then length (the order of the jar's transducer)."""
-        out = self._spans.get(words)
-        if out is None:
-            out = []
-            n = len(words)
-            for s in range(n):
-                for L in range(1, min(MAX_PHRASE, n - s) + 1):
-                    tg = self.para.get(words[s:s + L])
-                    if tg:
-                        out.append((s, L, tg))
-            self._spans[words] = out
+        """[(start, length, paraphrases), ...] for every phrase of ``words`` in the table, by start,
+        then length (the order of the jar's transducer): a walk down the phrase trie."""
+        out = []
+        trie = self._trie
+        n = len(words)
+        for s in range(n):
+            node = trie.get(words[s])
+            e = s + 1
+            while node is not None:
+                if node[0]:
+                    out.append((s, e - s, node[0]))
+                if e == n:
+                    break
+                node = node[1].get(words[e])
+                e += 1
         return out
 
-    def positions(self, words: tuple) -> dict:
-        """word -> ascending positions in ``words``."""
-        out = self._grams.get(words)
-        if out is None:
-            out = self._grams[words] = _positions(words)
-        return out
+    def sentence(self, words: tuple) -> Sentence:
+        sent = self._sentences.get(words)
+        if sent is None:
+            sent = self._sentences[words] = Sentence(words, self)
+        return sent
 
     # ---- the stage
     def stage(self, hyp: tuple, ref: tuple, exact_only: bool = False) -> Stage:
-        h1 = [java_hash(w) for w in hyp]
-        h2 = [java_hash(w) for w in ref]
+        H, R = self.sentence(hyp), self.sentence(ref)
+        h1, h2 = H.hashes, R.hashes
         st = Stage([[] for _ in ref], [0] * len(hyp), [0] * len(ref))
-        by_hash = _positions(h1)
+        by_hash = H.positions("hashes")
         for j, b in enumerate(h2):
             for i in by_hash.get(b, ()):
                 st.add1(j, i, EXACT)
         if exact_only:
             return st
-        by_stem = _positions([self.stem_key(w) for w in hyp])
-        for j, w in enumerate(ref):
-            for i in by_stem.get(self.stem_key(w), ()):
+        by_stem = H.positions("stems")
+        for j, k in enumerate(R.stems):
+            for i in by_stem.get(k, ()):
                 if h1[i] != h2[j]:
                     st.add1(j, i, STEM)
-        y1 = [self.synsets(w) for w in hyp]
-        for j, w in enumerate(ref):
-            y2 = self.synsets(w)
-            if y2:
-                for i in range(len(hyp)):
-                    if h1[i] != h2[j] and not y2.isdisjoint(y1[i]):
+        hyp_synsets = H.all_synsets
+        for j, y2 in R.synsets:
+            if not y2.isdisjoint(hyp_synsets):         # some hypothesis word shares a synset
+                b = h2[j]
+                for i, y1 in H.synsets:
+                    if h1[i] != b and not y2.isdisjoint(y1):
                         st.add1(j, i, SYNONYM)
-        self._paraphrase(hyp, ref, st)
+        self._paraphrase(H, R, st)
         return st
 
-    def _paraphrase(self, hyp: tuple, ref: tuple, st: Stage) -> None:
-        at_hyp, at_ref = self.positions(hyp), self.positions(ref)
-        for j, L, targets in self.spans(ref):              # reference phrase -> hypothesis
-            for tgt in targets:
-                k = len(tgt)
-                for i in at_hyp.get(tgt[0], ()):
-                    if hyp[i:i + k] == tgt:
-                        st.add(_match(j, L, i, k, PARAPHRASE))
-        for i, L, targets in self.spans(hyp):              # hypothesis phrase -> reference
-            for tgt in targets:
-                k = len(tgt)
-                for j in at_ref.get(tgt[0], ()):
-                    if ref[j:j + k] == tgt:
-                        st.add(_match(j, k, i, L, PARAPHRASE))
+    @staticmethod
+    def _paraphrase(H: Sentence, R: Sentence, st: Stage) -> None:
+        """Reference phrases found (as paraphrases) in the hypothesis, then the other way round;
+        paraphrases in file order, skipped at once when none starts with a word of the other side."""
+        for spans, other, flip in ((R.spans, H, False), (H.spans, R, True)):
+            if not spans:
+                continue
+            words, present = other.words, other.word_set
+            at = other.positions("words")
+            for s, L, (firsts, by_first) in spans:
+                if firsts.isdisjoint(present):
+                    continue
+                common = firsts & present
+                cands = by_first[next(iter(common))] if len(common) == 1 else \
+                    sorted(c for w in common for c in by_first[w])
+                for _, tgt in cands:
+                    k = len(tgt)
+                    for p in at[tgt[0]]:
+                        if words[p:p + k] == tgt:
+                            st.add(_match(p, k, s, L, PARAPHRASE) if flip else _match(s, L, p, k, PARAPHRASE))
 
 
-def _positions(keys: list) -> dict:
+def _positions(keys) -> dict:
     """key -> ascending positions where it occurs."""
-    out: dict = {}
-    for i, k in enumerate(keys):
-        out.setdefault(k, []).append(i)
+    out = {k: [i] for i, k in enumerate(keys)}
+    if len(out) < len(keys):                 # repeated keys: the comprehension kept the last only
+        out = {}
+        for i, k in enumerate(keys):
+            if k in out:
+                out[k].append(i)
+            else:
+                out[k] = [i]
     return out

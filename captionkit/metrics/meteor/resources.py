@@ -2,11 +2,12 @@
 
 The function-word list, the non-breaking prefixes and the WordNet synonym files are read from inside
 ``meteor-1.5.jar`` (a zip) with ``zipfile``; the paraphrase table ``data/paraphrase-en.gz`` (5.3 M
-entries, Denkowski & Lavie 2010/2014) is converted once into a cache (flat token
-arrays in a folder of .npy files, memory-mapped, no pickle) under ``$XDG_CACHE_HOME/captionkit/meteor``. A scoring run then keeps only the
-table entries whose two sides both occur as n-grams in the captions being scored (one vectorised
-hash join), so the rest of the table never becomes Python objects. Entries keep their file order:
-the jar's matcher tries paraphrases in that order, and the order decides ties in the alignment search.
+entries, Denkowski & Lavie 2010/2014) is converted once (1-2 minutes) into a cache of flat token
+arrays in ``.npy`` files (memory-mapped, no pickle) under ``$XDG_CACHE_HOME/captionkit/meteor``. A
+scoring run then keeps only the table entries whose two sides both occur as n-grams in the captions
+being scored (binary searches of sorted phrase hashes), so the rest never becomes Python objects.
+Entries keep their file order: the jar's matcher tries paraphrases in that order, and the order
+decides ties in the alignment search.
 """
 from __future__ import annotations
 
@@ -107,12 +108,16 @@ def _convert(src_path: Path, dst: Path) -> None:
     hashes sorted (with their entry numbers), so selecting the entries of a corpus is a few binary
     searches per corpus n-gram rather than per table entry.
     """
+    from tqdm import tqdm
     vocab: dict[str, int] = {}
     sides = [(array("i"), array("q", [0])), (array("i"), array("q", [0]))]
-    with gzip.open(src_path, "rt", encoding="utf-8") as f:
+    with gzip.open(src_path, "rt", encoding="utf-8") as f, \
+            tqdm(desc="METEOR paraphrase table -> cache (once)", unit=" entries", unit_scale=True) as bar:
         for n, line in enumerate(f):
             k = n % 3
             if k == 0:
+                if n % 300_000 == 0:
+                    bar.update(100_000 if n else 0)
                 continue
             tok, off = sides[k - 1]
             tok.extend(vocab.setdefault(w, len(vocab)) for w in line.split())
