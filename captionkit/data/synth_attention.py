@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .synth_video import COLOURS, _mask, write_avi
+from .synth_video import COLOURS, _mask, write_avi, write_split_lists
 
 CLASSES = ("Grow", "Shrink", "Blink", "Slide")
 
@@ -148,9 +148,7 @@ def write_synth_attention(root: str | Path, spec: SynthAttentionSpec = SynthAtte
             (root / rel).with_suffix(".json").write_text(json.dumps(
                 {"class": name, "frame_size": [spec.size, spec.size], "boxes": boxes}))
             (train if i < spec.train_per_class else test).append((rel, c + 1))
-    (root / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(CLASSES)))
-    (root / "trainlist01.txt").write_text("".join(f"{rel} {c}\n" for rel, c in train))
-    (root / "testlist01.txt").write_text("".join(f"{rel}\n" for rel, _ in test))
+    write_split_lists(root, list(CLASSES), train, test)
     marker.write_text(json.dumps(asdict(spec)))
     return root
 

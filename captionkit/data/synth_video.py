@@ -127,11 +127,17 @@ def write_synth_videos(root: str | Path, spec: SynthVideoSpec = SynthVideoSpec()
             rel = f"{name}/v_{name}_g{i + 1:02d}_c01.avi"
             write_avi(root / rel, render_video(pair, bool(reverse), spec, rng), spec.fps)
             (train if i < spec.train_per_class else test).append((rel, c + 1))
+    write_split_lists(root, classes, train, test)
+    marker.write_text(json.dumps(asdict(spec)))
+    return root
+
+
+def write_split_lists(root: Path, classes: list[str], train: list[tuple[str, int]],
+                      test: list[tuple[str, int]]) -> None:
+    """UCF101-style classInd.txt, trainlist01.txt and testlist01.txt for (relative path, 1-based class)."""
     (root / "classInd.txt").write_text("".join(f"{i + 1} {n}\n" for i, n in enumerate(classes)))
     (root / "trainlist01.txt").write_text("".join(f"{rel} {c}\n" for rel, c in train))
     (root / "testlist01.txt").write_text("".join(f"{rel}\n" for rel, _ in test))
-    marker.write_text(json.dumps(asdict(spec)))
-    return root
 
 
 def order_pairs(classes: list[str]) -> list[tuple[int, int]]:
