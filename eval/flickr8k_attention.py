@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flickr8k_ensemble import ROOT, SCORES, best_greedy_cider, dev_references, grid_row, official, run  # noqa: E402
+from flickr8k_ensemble import (ROOT, SCORES, best_greedy_cider, decoding_grid, dev_references, grid_row,  # noqa: E402
+                               official, run, select_on_half_a, write_result)
 
 
 def parse_args(argv=None):
@@ -110,13 +111,11 @@ def main(argv=None) -> int:
     halves = {"A": ids[:args.select_images], "B": ids[args.select_images:], "all": ids}
     info["dev_images"] = len(ids)  # evaluate captions the whole split
     out, grid = ROOT / args.out, []
-    for beam in [int(b) for b in args.beams.split(",")]:
-        for alpha in [float(a) for a in args.length_norms.split(",")]:
-            decoding = ["--beam", str(beam)] + (["--length-norm", f"{alpha:g}"] if alpha else [])
-            row = evaluate(args, info["checkpoint"], f"val_beam{beam}" + (f"_ln{alpha:g}" if alpha else ""), decoding)
-            grid.append({"beam": beam, "length_norm": alpha, **row,
-                         **grid_row(out / f"captions_{row['tag']}.json", refs, halves)})
-    chosen = max(grid, key=lambda r: (r["A"]["CIDEr"], r["A"]["Bleu_4"]))
+    for beam, alpha, decoding, tag in decoding_grid(args.beams, args.length_norms):
+        row = evaluate(args, info["checkpoint"], tag, decoding)
+        grid.append({"beam": beam, "length_norm": alpha, **row,
+                     **grid_row(out / f"captions_{row['tag']}.json", refs, halves)})
+    chosen = select_on_half_a(grid)
     decoding = ["--beam", str(chosen["beam"])] + (["--length-norm", f"{chosen['length_norm']:g}"]
                                                    if chosen["length_norm"] else [])
     unk = evaluate(args, info["checkpoint"], chosen["tag"] + "_allow_unk", decoding + ["--allow-unk"])
@@ -131,10 +130,7 @@ def main(argv=None) -> int:
     result = {"command": shlex.join(["python", "eval/flickr8k_attention.py", *(argv or sys.argv[1:])]),
               "recipe": args.recipe, "run": info, "grid": grid, "rows": rows, "seconds": round(time.time() - t0),
               "selection": {"rule": "highest CIDEr-D on half A", "half_A_images": len(halves["A"])}}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "attention.json").write_text(json.dumps(result, indent=2))
-    (out / "attention.md").write_text(markdown(result))
-    print(markdown(result))
+    write_result(out, "attention", result, markdown)
     return 0
 
 

@@ -156,6 +156,27 @@ def decoded_already(out: Path, tag: str, team: list[dict], beam: int, alpha: flo
             and done["decode"]["length_norm"] == alpha and done["split"] == "val")
 
 
+def decoding_grid(beams: str, length_norms: str):
+    """Every (beam, length norm) of the grid -> (beam, alpha, CLI decoding flags, file tag)."""
+    for beam in [int(b) for b in beams.split(",")]:
+        for alpha in [float(a) for a in length_norms.split(",")]:
+            decoding = ["--beam", str(beam)] + (["--length-norm", f"{alpha:g}"] if alpha else [])
+            yield beam, alpha, decoding, f"val_beam{beam}" + (f"_ln{alpha:g}" if alpha else "")
+
+
+def select_on_half_a(grid: list[dict]) -> dict:
+    """The rule fixed in advance: the highest CIDEr-D on half A (BLEU-4 breaks ties)."""
+    return max(grid, key=lambda r: (r["A"]["CIDEr"], r["A"]["Bleu_4"]))
+
+
+def write_result(out: Path, name: str, result: dict, markdown) -> None:
+    """``<out>/<name>.json`` and ``.md``; the Markdown is printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.time()
@@ -167,23 +188,20 @@ def main(argv=None) -> int:
         raise SystemExit(f"--select-images must be between 1 and {len(ids) - 1}, got {args.select_images}")
     halves = {"A": ids[:args.select_images], "B": ids[args.select_images:], "all": ids}
     grid = []
-    for beam in [int(b) for b in args.beams.split(",")]:
-        for alpha in [float(a) for a in args.length_norms.split(",")]:
-            decoding = ["--beam", str(beam)] + (["--length-norm", f"{alpha:g}"] if alpha else [])
-            tag = f"val_beam{beam}" + (f"_ln{alpha:g}" if alpha else "")
-            cmd = ["evaluate", *ckpts, "--split", "val", *decoding, "--fast", "--no-report", "--out", args.out, "--tag", tag]
-            if args.data_root:
-                cmd += ["--data-root", args.data_root]
-            if decoded_already(out, tag, team, beam, alpha):
-                print(f"reusing {Path(args.out) / f'captions_{tag}.json'}", flush=True)
-            else:
-                print(f"decoding beam {beam}, length norm {alpha:g}", flush=True)
-                run(cmd)
-            decoded = json.loads((out / f"scores_{tag}.json").read_text()).get("decode_seconds")
-            grid.append({"beam": beam, "length_norm": alpha, "tag": tag, "decode_s": decoded,
-                         **grid_row(out / f"captions_{tag}.json", refs, halves),
-                         "command": shlex.join(["captionkit", *cmd])})
-    chosen = max(grid, key=lambda r: (r["A"]["CIDEr"], r["A"]["Bleu_4"]))
+    for beam, alpha, decoding, tag in decoding_grid(args.beams, args.length_norms):
+        cmd = ["evaluate", *ckpts, "--split", "val", *decoding, "--fast", "--no-report", "--out", args.out, "--tag", tag]
+        if args.data_root:
+            cmd += ["--data-root", args.data_root]
+        if decoded_already(out, tag, team, beam, alpha):
+            print(f"reusing {Path(args.out) / f'captions_{tag}.json'}", flush=True)
+        else:
+            print(f"decoding beam {beam}, length norm {alpha:g}", flush=True)
+            run(cmd)
+        decoded = json.loads((out / f"scores_{tag}.json").read_text()).get("decode_seconds")
+        grid.append({"beam": beam, "length_norm": alpha, "tag": tag, "decode_s": decoded,
+                     **grid_row(out / f"captions_{tag}.json", refs, halves),
+                     "command": shlex.join(["captionkit", *cmd])})
+    chosen = select_on_half_a(grid)
     rows = []
     baseline = next((r for r in grid if r["beam"] == 3 and r["length_norm"] == 0), None)
     for label, r in (("beam 3 (LRCN's setting)", baseline), ("selected on half A", chosen)):
@@ -197,10 +215,7 @@ def main(argv=None) -> int:
               "members": team, "selection": {"rule": "highest CIDEr-D on half A", "half_A_images": len(halves["A"]),
                                              "half_B_images": len(halves["B"])},
               "grid": grid, "rows": rows, "seconds": round(time.time() - t0)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ensemble.json").write_text(json.dumps(result, indent=2))
-    (out / "ensemble.md").write_text(markdown(result))
-    print(markdown(result))
+    write_result(out, "ensemble", result, markdown)
     return 0
 
 
