@@ -96,14 +96,21 @@ def fast_scores(refs: dict[str, list[str]], res: dict[str, str]) -> dict[str, fl
 Scorer = Callable[[dict, dict], tuple[list[str], list[float], list]]
 
 
-def _fast_bleu(gts, res):
-    overall, per = fast.bleu(gts, {k: v[0] for k, v in res.items()})  # per (I, 4)
-    return KEYS["bleu"], overall, list(per.T)
+def _fast_bleu_cider() -> tuple[Scorer, Scorer]:
+    """BLEU and CIDEr-D scorers of the exact fast path that share one n-gram pass (``fast.bleu_cider``)."""
+    done: dict = {}
 
+    def counts(gts, res):
+        if "scores" not in done:
+            done["scores"], done["per"], _ = fast.bleu_cider(gts, {k: v[0] for k, v in res.items()})
+        return done["scores"], done["per"]
 
-def _fast_cider(gts, res):
-    overall, per = fast.cider_d(gts, {k: v[0] for k, v in res.items()})
-    return KEYS["cider"], [overall], [per]
+    def pick(keys: list[str]) -> Scorer:
+        def scorer(gts, res):
+            scores, per = counts(gts, res)
+            return keys, [scores[k] for k in keys], [per[k] for k in keys]
+        return scorer
+    return pick(KEYS["bleu"]), pick(KEYS["cider"])
 
 
 def _one(key: str, fn: Callable) -> Scorer:
@@ -137,11 +144,12 @@ def scorers(official: bool, java: str | None, meteor_timeout: float | None,
                 raise _official.MetricError("Java not found on PATH (install a Java runtime to compute it)")
             return fn(gts, res, java)
         return run
-    return {"bleu": _one("bleu", _official.bleu) if official else _fast_bleu,
+    fast_bleu, fast_cider = _fast_bleu_cider()
+    return {"bleu": _one("bleu", _official.bleu) if official else fast_bleu,
             "meteor": _one("METEOR", _python_meteor if meteor == "python" else
                            needs_java(lambda g, r, j: _official.meteor(g, r, j, meteor_timeout))),
             "rouge": _one("ROUGE_L", _official.rouge if official else fast.rouge_l_scorer),
-            "cider": _one("CIDEr", _official.cider) if official else _fast_cider,
+            "cider": _one("CIDEr", _official.cider) if official else fast_cider,
             "spice": _one("SPICE", needs_java(_official.spice))}
 
 
