@@ -184,7 +184,7 @@ def decode_config_from_args(args: argparse.Namespace, default: DecodeConfig | No
         changes.update(method="sample", n=args.sample)
     given = {"temperature": args.temperature, "max_len": args.max_len, "nbest": args.nbest,
              "length_norm": args.length_norm, "seed": args.decode_seed,
-             "allow_unk": getattr(args, "allow_unk", None)}
+             "allow_unk": args.allow_unk}
     changes.update({field: value for field, value in given.items() if value is not None})
     method = changes.get("method", base.method)
     only_for = {"temperature": "sample", "seed": "sample", "length_norm": "beam"}

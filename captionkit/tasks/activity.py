@@ -199,6 +199,10 @@ class ActivityTask(Task):
         loss_sum = F.cross_entropy(logits.reshape(B * L, K).float(), target, reduction="sum")
         return loss_sum, torch.tensor(B * L)
 
+    def video_lists(self) -> tuple[list[str], list[video_io.Video], list[video_io.Video]]:
+        """(class names, training videos, test videos) of the configured data."""
+        return read_lists(self.cfg.data)
+
     def predict_videos(self, model: nn.Module, paths: list[Path], device: torch.device,
                        desc: str = "videos") -> torch.Tensor:
         """Video files -> class probabilities (N, K), as ``classify`` and ``evaluate`` compute them."""

@@ -3,7 +3,7 @@
 LRCN section 4), late fusion of an RGB and a flow model (LRCN Table 1), the scores of a split, and
 the confusion matrix drawn as a PNG (Pillow only).
 
-Any task in ``CLASSIFIERS`` works here: it has ``classes``, ``cfg.data`` and
+Any task in ``CLASSIFIERS`` works here: it has ``classes``, ``cfg.data``, ``video_lists()`` and
 ``predict_videos(model, paths, device, desc) -> (N, K)``.
 
 Shape legend: N videos, K classes.
@@ -52,12 +52,10 @@ def evaluate_videos(checkpoint: str | Path, split: str = "test", limit: int = 0,
                     rgb_weight: float = 0.5, device: torch.device | str = "cpu", data_root=None,
                     overrides=()) -> tuple[dict, np.ndarray]:
     """Classify a checkpoint's test (or training) list -> (scores, confusion counts (K, K))."""
-    from .activity import read_lists
-
     if fuse_with is not None:
         read_checkpoint(fuse_with, CLASSIFIERS)  # a wrong second checkpoint fails before anything is built
     task, model = load_checkpoint(checkpoint, CLASSIFIERS, device, data_root, overrides)
-    classes, train, test = task.video_lists() if task.name == "attention_activity" else read_lists(task.cfg.data)
+    classes, train, test = task.video_lists()
     notes = [] if classes == task.classes else [
         f"the data's classInd differs from the checkpoint's {len(task.classes)} classes"]
     videos = train if split == "train" else test
