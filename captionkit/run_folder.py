@@ -85,12 +85,7 @@ def check_resumable(state: dict, path: Path, config: dict) -> None:
 
 def data_line(task) -> str:
     """What the run trains on, printed at its start (before any data is read)."""
-    data = task.cfg.data
-    if getattr(data, "source", None) == "synth" or getattr(data, "synthetic", False):
-        return "data: built-in synthetic data (no files)"
-    source = getattr(data, "source", None) or getattr(data, "format", None) or "files"
-    where = getattr(data, "root", "") or getattr(data, "train", "")
-    return f"data: {source}" + (f" from {where}" if where else "")
+    return f"data: {task.data_source()}"
 
 
 def resume_state(task, last: Path, device) -> dict:

@@ -177,6 +177,11 @@ class ActivityTask(Task):
     def train_dataset(self):
         return self._train_set
 
+    def data_source(self) -> str:
+        d = self.cfg.data
+        return (f"built-in synthetic videos (written to {d.root})" if d.synthetic
+                else f"{d.modality} videos from {d.root or '.'}")
+
     def data_sizes(self) -> dict[str, int]:
         return {"train videos": len(self.train_videos), "test videos": len(self.test_videos)}
 

@@ -275,6 +275,11 @@ class AttentionActivityTask(Task):
         self.selection_metric = "mAP" if cfg.data.format == "hollywood2" else "accuracy"
         self._encoder: ImageEncoder | None = None
 
+    def data_source(self) -> str:
+        d = self.cfg.data
+        return (f"built-in where-matters videos (written to {d.root})" if d.synthetic
+                else f"{d.format} videos from {d.root or '.'}")
+
     def setup(self, rank: int = 0, world: int = 1) -> None:
         from ..train import resolve_device
 

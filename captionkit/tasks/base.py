@@ -42,6 +42,10 @@ class Task(ABC):
     def train_dataset(self) -> Dataset:
         """The training set; items are whatever ``collate`` accepts."""
 
+    def data_source(self) -> str:
+        """What the run trains on, in a few words (printed before any data is read)."""
+        raise NotImplementedError
+
     def data_sizes(self) -> dict[str, int]:
         """Split sizes printed when training starts (after ``setup``); tasks add their validation split."""
         return {"train items": len(self.train_dataset())}

@@ -170,6 +170,10 @@ class CaptionTask(Task):
     def train_dataset(self) -> Dataset:
         return self.train_set
 
+    def data_source(self) -> str:
+        d = self.cfg.data
+        return "built-in synthetic data (no files)" if d.source == "synth" else f"{d.source} from {d.root or '.'}"
+
     def data_sizes(self) -> dict[str, int]:
         return {"train images": len(self.train_src.items), "train items": len(self.train_set),
                 "val images": len(self.val_src.items)}

@@ -138,6 +138,9 @@ class DescribeTask(Task):
         super().__init__(cfg, extra)
         self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
 
+    def data_source(self) -> str:
+        return f"tuple files {self.cfg.data.train} (train), {self.cfg.data.val} (val)"
+
     @property
     def slots(self) -> list[str]:
         return list(self.extra["slots"])
