@@ -206,7 +206,7 @@ class CaptionTask(Task):
             self.extra["encoder_identity"] = model.encoder.identity
 
     def param_groups(self, model, lr: float) -> list[dict]:
-        upper = getattr(model, "upper", None)  # the attention captioner's trainable upper CNN blocks
+        upper = self._upper if self._tune_from() else None  # the attention captioner's trainable upper CNN blocks
         cnn = list(model.encoder.parameters()) + (list(upper.parameters()) if upper is not None else [])
         enc = [p for p in cnn if p.requires_grad]
         enc_ids = {id(p) for p in enc}
