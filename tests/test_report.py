@@ -275,7 +275,12 @@ def test_evaluate_writes_the_report_next_to_its_files(trained, tmp_path):
     assert f"<td>checkpoint</td><td>{run / 'best.pt'}</td>" in text and "<td>command</td>" in text
     assert f"<td>CIDEr</td><td class=\"num\">{scores['scores']['CIDEr']:.4f}</td>" in text
     assert main(args + ["--out", str(tmp_path / "b"), "--no-report"]) == 0
-    assert not list((tmp_path / "b").glob("*.html")) and len(list((tmp_path / "b").glob("*.json"))) == 2
+    assert not list((tmp_path / "b").glob("*.html"))
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.json")) == [
+        "captions_test_greedy.json", "per_image_test_greedy.json", "scores_test_greedy.json"]
+    per_image = json.loads((tmp_path / "b" / "per_image_test_greedy.json").read_text())
+    assert len(per_image) == 5 and all(set(v) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr"}
+                                       for v in per_image.values())
 
 
 # ----------------------------------------------------------------------------- video tasks

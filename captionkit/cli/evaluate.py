@@ -104,10 +104,14 @@ def evaluate_text(args, kind: str) -> int:
         summary["ensemble"] = list(map(str, args.checkpoint))
     tag = args.tag or f"{args.split}_{decode_tag(cfg)}{ens}"
     out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "eval"
-    written = write_outputs(out, {f"{outputs}_{tag}.json": generated, f"scores_{tag}.json": summary})
+    files = {f"{outputs}_{tag}.json": generated, f"scores_{tag}.json": summary}
+    if report.per_image is not None:  # {id: {metric: score}}, the format of ``captionkit score --per-image``
+        files[f"per_image_{tag}.json"] = report.per_image
+    written = write_outputs(out, files)
     if args.report:
         from ..report.evaluation import write_evaluation_report
-        written.append(write_evaluation_report(out, tag, kind, task, args.split, generated, summary))
+        written.append(write_evaluation_report(out, tag, kind, task, args.split, generated, summary,
+                                               report.per_image))
     n = summary.get("images", summary.get("segments"))
     lines = [f"{args.split}: {n} {'images' if kind == 'caption' else 'segments'}, decoding {decode_tag(cfg)}"
              + (f", ensemble of {len(args.checkpoint)} checkpoints" if ens else "")]

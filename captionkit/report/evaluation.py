@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def write_evaluation_report(out: str | Path, tag: str, kind: str, task, split: str, generated,
-                            summary: dict) -> Path:
+                            summary: dict, per_image: dict | None = None) -> Path:
     """The report for one ``evaluate`` run into folder ``out``; returns the page path.
 
     ``generated``: what evaluate wrote, COCO results [{image_id, caption}] (captioners) or
@@ -26,7 +26,7 @@ def write_evaluation_report(out: str | Path, tag: str, kind: str, task, split: s
         refs = {it.image_id: list(it.captions) for it in src.items if it.image_id in nbest}
         train = [c for it in load_split(task.cfg.data, "train").items for c in it.captions]
         return write_caption_report(out / f"report_{tag}.html", nbest, refs, train_captions=train,
-                                    image_of=images_of_source(src), per_image=summary.get("per_image"),
+                                    image_of=images_of_source(src), per_image=per_image,
                                     summary=summary)
     if kind == "describe":
         from .video import write_describe_report

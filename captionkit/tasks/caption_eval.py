@@ -18,7 +18,7 @@ from .caption_generate import caption_features, caption_source
 def evaluate_captions(task, model, split: str, cfg: DecodeConfig, device: torch.device | str = "cpu",
                       batch_size: int = 100, limit: int = 0, metrics=("bleu", "meteor", "rouge", "cider"),
                       official: bool = True):
-    """-> (summary dict, COCO results [{image_id, caption}], ScoreReport) for ``split``."""
+    """-> (summary dict, COCO results [{image_id, caption}], ScoreReport with per-image scores)."""
     device = torch.device(device)
     src = load_split(task.cfg.data, split)
     items = src.items[:limit] if limit else src.items
@@ -38,6 +38,5 @@ def evaluate_captions(task, model, split: str, cfg: DecodeConfig, device: torch.
     stats = caption_stats(res, train_caps, refs)
     coco = [{"image_id": int(i) if i.isdigit() else i, "caption": c} for i, c in res.items()]
     summary = {"split": split, "images": len(res), "decode": vars(cfg), "decode_seconds": round(decode_seconds, 2),
-               "scores": report.scores, "stats": stats, "settings": report.settings,
-               "per_image": report.per_image}  # {image id: {metric: score}}: the report's cards
+               "scores": report.scores, "stats": stats, "settings": report.settings}
     return summary, coco, report
