@@ -248,6 +248,7 @@ def train_one_epoch(run: Run) -> float:
     """One pass over the training order (from run.step_in_epoch); returns the mean batch loss."""
     cfg, task = run.cfg, run.task
     run.order.epoch, run.order.start = run.epoch, run.step_in_epoch
+    task.begin_epoch(run.epoch)
     loader = torch.utils.data.DataLoader(
         task.train_dataset(), batch_size=cfg.batch_size // run.world, sampler=run.order,
         collate_fn=task.collate, num_workers=cfg.workers, drop_last=False,

@@ -8,11 +8,14 @@ PTB-tokenized first (captionkit's tokenizer, equal to the Java one on COCO), as 
 Reported: corpus METEOR of both and their difference; images whose scores differ by more than 1e-6
 (each listed with both scores and the captions); end-to-end seconds of the jar (JVM start and table
 loading included; the same SCORE/EVAL protocol as pycocoevalcap) and of the Python METEOR in a fresh
-interpreter (imports, resource loading from the warm cache, scoring); BLEU + METEOR + ROUGE-L +
-CIDEr-D without Java (captionkit's fast paths, in-process, resources not yet loaded) beside
-pycocoevalcap's four scorers (Bleu, Meteor = the jar, Rouge, Cider). Writes Markdown and JSON.
+interpreter (interpreter start, imports, resource loading from the warm cache, scoring); BLEU +
+METEOR + ROUGE-L + CIDEr-D without Java, also in a fresh interpreter (imports and resource loading
+included, reading the input file not), from raw captions (captionkit's PTB tokenizer included) and
+from the tokenized ones, beside pycocoevalcap's four scorers (Bleu, Meteor = the jar, Rouge, Cider)
+on the tokenized captions (its Java tokenizer not included). The load average is recorded around
+every timing. Writes Markdown and JSON.
 
-    python eval/bench_meteor.py [--images 5000] [--workers 1] [--out eval/results/bench_meteor]
+    python eval/bench_meteor.py [--images 5000] [--workers auto] [--out eval/results/bench_meteor]
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_metrics import perturbed  # noqa: E402
 
-from captionkit.metrics import fast, official  # noqa: E402
+from captionkit.metrics import official  # noqa: E402
 from captionkit.metrics.tokenize import find_java, ptb_tokenize  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "coco"
@@ -68,29 +71,71 @@ _CHILD = """
 import json, sys, time
 t = time.perf_counter()
 from captionkit.metrics.meteor import meteor_score
+from captionkit.metrics.meteor.scorer import _workers
 gts, hyp = json.load(open(sys.argv[1]))
-overall, per = meteor_score(gts, hyp, workers=int(sys.argv[3]))
-json.dump({"overall": overall, "per": per, "inner": time.perf_counter() - t}, open(sys.argv[2], "w"))
+w = None if sys.argv[3] == "auto" else int(sys.argv[3])
+used = _workers(len(gts), w)                      # (what meteor_score decides, for the record)
+overall, per = meteor_score(gts, hyp, workers=w)
+json.dump({"overall": overall, "per": per, "inner": time.perf_counter() - t, "workers": used},
+          open(sys.argv[2], "w"))
+"""
+
+# the four metrics without Java, timed from the imports on (the input file is read first)
+_FOUR = """
+import json, sys, time
+refs, res, workers, tokenize = json.load(open(sys.argv[1]))
+t0 = time.perf_counter()
+from captionkit.metrics import fast
+from captionkit.metrics.meteor import meteor_score
+from captionkit.metrics.tokenize import ptb_tokenize
+t1 = time.perf_counter()
+if tokenize:
+    gts, hyp = ptb_tokenize(refs, "python"), ptb_tokenize({k: [v] for k, v in res.items()}, "python")
+else:
+    gts, hyp = refs, {k: [v] for k, v in res.items()}
+t2 = time.perf_counter()
+fast.bleu_cider(gts, {k: v[0] for k, v in hyp.items()})
+t3 = time.perf_counter()
+from captionkit.metrics.meteor.scorer import _workers
+used = _workers(len(gts), workers)
+meteor_score(gts, hyp, workers=workers)
+t4 = time.perf_counter()
+fast.rouge_l(gts, {k: v[0] for k, v in hyp.items()})
+t5 = time.perf_counter()
+json.dump({"seconds": t5 - t0, "imports": t1 - t0, "tokenize": t2 - t1, "bleu_cider": t3 - t2,
+           "meteor": t4 - t3, "rouge": t5 - t4, "workers": used}, open(sys.argv[2], "w"))
 """
 
 
-def python_meteor_fresh(gts, hyp, workers: int = 1):
-    """Python METEOR in a new interpreter, like the jar in a new JVM -> (overall, per, wall, inner)."""
+def _fresh(script: str, payload, *args) -> tuple[dict, float]:
+    """Runs ``script`` in a new interpreter on a JSON payload -> (its JSON answer, wall seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        src.write_text(json.dumps([gts, hyp]))
+        src.write_text(json.dumps(payload))
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", _CHILD, str(src), str(dst), str(workers)], check=True)
+        subprocess.run([sys.executable, "-c", script, str(src), str(dst), *map(str, args)], check=True)
         wall = time.perf_counter() - t
-        out = json.loads(dst.read_text())
-    return out["overall"], out["per"], wall, out["inner"]
+        return json.loads(dst.read_text()), wall
 
 
-def agreement(name, gts, hyp, java, workers: int = 1):
+def python_meteor_fresh(gts, hyp, workers: str = "auto"):
+    """Python METEOR in a new interpreter, like the jar in a new JVM -> (overall, per, wall, inner,
+    workers used)."""
+    out, wall = _fresh(_CHILD, [gts, hyp], workers)
+    return out["overall"], out["per"], wall, out["inner"], out["workers"]
+
+
+def agreement(name, gts, hyp, java, workers: str = "auto"):
+    load = [os.getloadavg()[0]]
     t = time.perf_counter()
     jar, jar_per = official.meteor(gts, hyp, java)
     t_jar = time.perf_counter() - t
-    ours, per, t_py, t_inner = python_meteor_fresh(gts, hyp, workers)
+    load.append(os.getloadavg()[0])
+    ours, per, t_py, t_inner, used = python_meteor_fresh(gts, hyp, workers)
+    load.append(os.getloadavg()[0])
+    one = python_meteor_fresh(gts, hyp, "1") if workers != "1" else (ours, per, t_py, t_inner, used)
+    if one[:2] != (ours, per):
+        raise AssertionError(f"{name}: Python METEOR with workers={workers} differs from workers=1")
     ids = list(gts)
     off = [{"image": i, "jar": a, "python": b, "hyp": hyp[i][0], "refs": gts[i]}
            for i, a, b in zip(ids, jar_per, per) if abs(a - b) > TOL]
@@ -98,20 +143,20 @@ def agreement(name, gts, hyp, java, workers: int = 1):
             "per_image_max_abs_diff": float(np.max(np.abs(np.array(jar_per) - np.array(per)))),
             "per_image_equal_fraction": 1 - len(off) / len(ids), "differing_images": off,
             "jar_seconds": t_jar, "python_seconds": t_py, "python_seconds_after_start": t_inner,
-            "speedup": t_jar / t_py, "python_workers": workers}
+            "speedup": t_jar / t_py, "python_workers": f"{workers} -> {used}", "load_average_1min": load,
+            "python_seconds_1_worker": one[2], "speedup_1_worker": t_jar / one[2]}
 
 
-def four_metrics(gts, hyp, java):
-    """Seconds for BLEU + METEOR + ROUGE-L + CIDEr-D: captionkit without Java, pycocoevalcap."""
-    from captionkit.metrics.meteor import meteor_score
-    hyp1 = {k: v[0] for k, v in hyp.items()}
-    t = time.perf_counter()
-    fast.bleu_cider(gts, hyp1)
-    t_bc = time.perf_counter() - t
-    m, _ = meteor_score(gts, hyp)
-    t_m = time.perf_counter() - t - t_bc
-    fast.rouge_l(gts, hyp1)
-    ours = time.perf_counter() - t
+def four_metrics(raw_refs, raw_res, gts, hyp, java, workers: str = "auto"):
+    """Seconds for BLEU + METEOR + ROUGE-L + CIDEr-D: captionkit without Java in a fresh interpreter
+    (from raw captions, PTB tokenizer included, and from the tokenized ones), pycocoevalcap's four
+    on the tokenized captions."""
+    w = None if workers == "auto" else int(workers)
+    load = [os.getloadavg()[0]]
+    raw, _ = _fresh(_FOUR, [raw_refs, raw_res, w, True])
+    tok, _ = _fresh(_FOUR, [gts, {k: v[0] for k, v in hyp.items()}, w, False])
+    tok1 = _fresh(_FOUR, [gts, {k: v[0] for k, v in hyp.items()}, 1, False])[0] if w != 1 else tok
+    load.append(os.getloadavg()[0])
     t = time.perf_counter()
     official.bleu(gts, hyp)
     official.cider(gts, hyp)
@@ -119,31 +164,46 @@ def four_metrics(gts, hyp, java):
     t_ref3 = time.perf_counter() - t
     official.meteor(gts, hyp, java) if java else None
     ref = time.perf_counter() - t
-    return {"captionkit_seconds": ours, "captionkit_bleu_cider": t_bc, "captionkit_meteor": t_m,
-            "captionkit_rouge": ours - t_bc - t_m, "pycocoevalcap_seconds": ref if java else None,
-            "pycocoevalcap_without_meteor": t_ref3}
+    load.append(os.getloadavg()[0])
+    return {"captionkit_from_raw": raw, "captionkit_from_tokenized": tok,
+            "captionkit_from_tokenized_1_process": tok1, "captionkit_workers": workers,
+            "pycocoevalcap_seconds": ref if java else None, "pycocoevalcap_without_meteor": t_ref3,
+            "load_average_1min": load}
 
 
 def markdown(out) -> str:
     lines = [f"# METEOR 1.5: Python vs the jar ({out['machine']})", "",
              "| set | images | jar | python | abs diff | per-image equal (1e-6) | jar s | python s "
-             "| speed-up |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| speed-up | python s, 1 process | speed-up, 1 process |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in out["agreement"]:
         lines.append(f"| {a['set']} | {a['images']} | {a['jar']:.6f} | {a['python']:.6f} | "
                      f"{a['corpus_abs_diff']:.1e} | {100 * a['per_image_equal_fraction']:.2f}% | "
-                     f"{a['jar_seconds']:.1f} | {a['python_seconds']:.1f} | {a['speedup']:.1f}x |")
+                     f"{a['jar_seconds']:.1f} | {a['python_seconds']:.2f} | {a['speedup']:.1f}x | "
+                     f"{a['python_seconds_1_worker']:.2f} | {a['speedup_1_worker']:.1f}x |")
+    lines += ["", f"Python METEOR workers: {out['agreement'][0]['python_workers']} (auto: one per CPU the "
+              "1-minute load leaves free, for 2,000 images or more); python s: a fresh interpreter, start, "
+              "imports and resource loading included; jar s: JVM start and table loading included."]
     f = out["four_metrics"]
-    lines += ["", "BLEU + METEOR + ROUGE-L + CIDEr-D on the COCO val2017 set (tokenized captions):", "",
-              f"- captionkit, no Java: {f['captionkit_seconds']:.2f} s (BLEU+CIDEr-D "
-              f"{f['captionkit_bleu_cider']:.2f}, METEOR {f['captionkit_meteor']:.2f}, ROUGE-L "
-              f"{f['captionkit_rouge']:.2f})",
-              f"- pycocoevalcap: {f['pycocoevalcap_seconds'] or float('nan'):.2f} s "
+    lines += ["", "BLEU + METEOR + ROUGE-L + CIDEr-D on the COCO val2017 set, captionkit without Java in a "
+              f"fresh interpreter (imports and resource loading included; METEOR workers: "
+              f"{f['captionkit_workers']}):", ""]
+    for name, key in (("from raw captions (PTB tokenizer included)", "captionkit_from_raw"),
+                      ("from tokenized captions", "captionkit_from_tokenized"),
+                      ("from tokenized captions, METEOR in 1 process", "captionkit_from_tokenized_1_process")):
+        c = f[key]
+        lines.append(f"- captionkit, {name}: {c['seconds']:.2f} s (imports {c['imports']:.2f}, tokenizer "
+                     f"{c['tokenize']:.2f}, BLEU+CIDEr-D {c['bleu_cider']:.2f}, METEOR {c['meteor']:.2f} "
+                     f"with {c['workers']} process(es), ROUGE-L {c['rouge']:.2f})")
+    lines += [f"- pycocoevalcap on the tokenized captions (its Java tokenizer not included): "
+              f"{f['pycocoevalcap_seconds'] or float('nan'):.2f} s "
               f"(of which Bleu+Cider+Rouge {f['pycocoevalcap_without_meteor']:.2f})", ""]
     for a in out["agreement"]:
         for d in a["differing_images"]:
             lines.append(f"- {a['set']} image {d['image']}: jar {d['jar']:.6f} python {d['python']:.6f}")
-    lines.append(f"\nload average at start: {out['load_average']}")
+    lines.append(f"\nload average at start: {out['load_average']}; 1-minute load before / between / after "
+                 "the timings: " + "; ".join(f"{a['set']} {a['load_average_1min']}" for a in out["agreement"])
+                 + f"; four metrics {f['load_average_1min']}")
     return "\n".join(lines) + "\n"
 
 
@@ -151,7 +211,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--out", default="eval/results/bench_meteor")
-    ap.add_argument("--workers", type=int, default=1, help="processes for the Python METEOR (0: one per CPU)")
+    ap.add_argument("--workers", default="auto",
+                    help="processes for the Python METEOR: a number (0: one per CPU) or auto (the default)")
     a = ap.parse_args(argv)
     java = find_java()
     if java is None:
@@ -161,11 +222,12 @@ def main(argv=None) -> int:
     paraphrase_arrays()                                     # build the cache once: "cache warm"
     out = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": os.getloadavg(),
            "python": platform.python_version(), "agreement": []}
-    gts, hyp = tokenized(*coco_val2017(a.images))
+    raw_refs, raw_res = coco_val2017(a.images)
+    gts, hyp = tokenized(raw_refs, raw_res)
     out["agreement"].append(agreement("COCO val2017 perturbed", gts, hyp, java, a.workers))
     demo = tokenized(*coco_demo())
     out["agreement"].append(agreement("coco-caption demo (fakecap)", *demo, java, a.workers))
-    out["four_metrics"] = four_metrics(gts, hyp, java)
+    out["four_metrics"] = four_metrics(raw_refs, raw_res, gts, hyp, java, a.workers)
     md = markdown(out)
     print(md)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -331,9 +331,20 @@ def main(argv=None) -> int:
     result["seconds"] = round(time.time() - t0, 1)
     prev.parent.mkdir(parents=True, exist_ok=True)
     prev.write_text(json.dumps(result, indent=2))
-    Path(args.md).write_text(markdown(args, result))
+    write_keeping_tail(Path(args.md), markdown(args, result))
     print(f"wrote {args.md} and {args.json} ({result['seconds'] / 60:.1f} min)")
     return 0
+
+
+KEEP = "<!-- Everything below this line is kept when eval/flickr8k_tables.py rewrites the file. -->"
+
+
+def write_keeping_tail(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, keeping the part of the old file from the ``KEEP`` line on (the
+    sections other eval scripts' results were added to by hand)."""
+    old = path.read_text() if path.exists() else ""
+    tail = old[old.index(KEEP):] if KEEP in old else ""
+    path.write_text(text.rstrip("\n") + ("\n\n" + tail if tail else "\n"))
 
 
 if __name__ == "__main__":

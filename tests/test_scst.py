@@ -122,3 +122,51 @@ def test_bad_scst_settings():
         SCSTConfig(samples=1)
     with pytest.raises(ValueError, match="scst.temperature"):
         SCSTConfig(samples=2, temperature=0)
+
+
+@pytest.mark.parametrize("arch", ["lrcn", "attention"])
+def test_one_run_is_cross_entropy_then_self_critical(arch, tmp_path):
+    """scst.after_epochs = 1: epoch 0 trains on the cross-entropy of the references, later epochs on
+    the self-critical loss of the model's own samples (for both captioner families)."""
+    import torch.nn.functional as F
+    from test_attention_captioner import attention_recipe
+
+    if arch == "attention":
+        recipe = attention_recipe(tmp_path)
+        recipe["model"]["attention"]["penalty"] = 0.0
+    else:
+        recipe = tiny_caption_recipe(tmp_path / "run", **stage(tmp_path))
+        recipe["data"]["group_captions"] = True
+    recipe["scst"] = {"samples": 3, "max_len": 8, "after_epochs": 1}
+    task = load_task(data=recipe)
+    task.setup()
+    model = task.build_model().train()
+    batch = task.collate([task.train_dataset()[i] for i in range(4)])
+    cpu = torch.device("cpu")
+
+    task.begin_epoch(0)
+    xe_sum, xe_count = task.loss(model, batch, cpu)
+    out = model(batch["visual"], batch["inp"], batch["index"])
+    logits = out[0] if isinstance(out, tuple) else out
+    expected = F.cross_entropy(logits.flatten(0, 1), batch["tgt"].flatten(), ignore_index=task.vocab.pad,
+                               reduction="sum")
+    torch.testing.assert_close(xe_sum, expected)
+    assert int(xe_count) == int((batch["tgt"] != task.vocab.pad).sum())
+
+    task.begin_epoch(1)
+    torch.manual_seed(3)
+    sc_sum, sc_count = task.loss(model, batch, cpu)
+    torch.manual_seed(3)
+    ref_sum, ref_count = scst_loss(model, batch, cpu, task.vocab, task.reward, task.cfg.scst)
+    torch.testing.assert_close(sc_sum, ref_sum)
+    assert int(sc_count) == int(ref_count)
+    sc_sum.backward()  # the self-critical gradient reaches the captioner
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_after_epochs_must_be_a_whole_number():
+    with pytest.raises(ValueError, match="scst.after_epochs"):
+        SCSTConfig(samples=2, after_epochs=-1)
+    assert not SCSTConfig(samples=2, after_epochs=2).active(1) and SCSTConfig(samples=2, after_epochs=2).active(2)
+    assert not SCSTConfig(samples=0).active(5)

@@ -8,6 +8,7 @@ Life cycle:
   task = TaskClass(cfg, extra=None)      # no data touched yet
   task.setup(rank, world)                # training only: read data, build vocab, cache features
   model = task.build_model()             # needs only cfg + extra (so checkpoints rebuild it)
+  task.begin_epoch(epoch)                # before each epoch's batches (0-based; also when resuming)
   loss_sum, count = task.loss(model, batch, device)
   metrics = task.validate(model, device) # rank 0 only; must contain task.selection_metric
 A checkpoint stores ``task.extra_state()``; ``TaskClass(cfg, extra)`` + ``build_model()`` rebuilds.
@@ -56,6 +57,10 @@ class Task(ABC):
 
     def collate(self, items: list):
         return torch.utils.data.default_collate(items)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before the batches of epoch ``epoch`` (0-based), also when a run resumes mid-epoch;
+        a task whose loss changes during training (e.g. cross-entropy, then self-critical) reads it."""
 
     @abstractmethod
     def loss(self, model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -86,6 +86,7 @@ class CaptionTask(Task):
         self._encoder = None
         self._upper = None                      # trainable upper CNN blocks (model.attention.tune_from)
         self.reward = None                      # CIDEr-D reward scorer when scst.samples > 0
+        self.scst_now = False                   # is this epoch self-critical (scst.active)?
 
     def load_extra(self, extra: dict) -> None:
         super().load_extra(extra)
@@ -216,8 +217,11 @@ class CaptionTask(Task):
             groups.append({"params": enc, "lr": self.cfg.encoder.lr or lr})
         return groups
 
+    def begin_epoch(self, epoch: int) -> None:
+        self.scst_now = self.cfg.scst.active(epoch)
+
     def loss(self, model, batch, device):
-        if self.reward is not None:
+        if self.scst_now:
             return scst_loss(model, batch, device, self.vocab, self.reward, self.cfg.scst)
         tgt = batch["tgt"].to(device)
         mask = tgt != self.vocab.pad  # (B, T) real steps

@@ -33,6 +33,8 @@ class SCSTConfig:
                                 # with K samples per image and the mean-of-the-others baseline
     max_len: int = 16           # longest sampled caption (tokens, EOS included)
     temperature: float = 1.0    # samples from softmax(temperature * logits); 1 = the model itself
+    after_epochs: int = 0       # 0: every epoch is self-critical (a stage-2 recipe, with train.init_from);
+                                # N > 0: cross-entropy for the first N epochs, then self-critical, in one run
 
     def __post_init__(self) -> None:
         if not (isinstance(self.samples, int) and (self.samples == 0 or self.samples >= 2)):
@@ -41,6 +43,12 @@ class SCSTConfig:
             raise ValueError(f"scst.max_len must be >= 1, got {self.max_len}")
         if not self.temperature > 0:
             raise ValueError(f"scst.temperature must be > 0, got {self.temperature}")
+        if not (isinstance(self.after_epochs, int) and self.after_epochs >= 0):
+            raise ValueError(f"scst.after_epochs must be an integer >= 0, got {self.after_epochs!r}")
+
+    def active(self, epoch: int) -> bool:
+        """Is epoch ``epoch`` (0-based) self-critical?"""
+        return self.samples > 0 and epoch >= self.after_epochs
 
 
 def reward_scorer(captions: list[list[str]], vocab: Vocab) -> CiderD:
@@ -77,7 +85,8 @@ def scst_loss(model: nn.Module, batch: dict, device: torch.device, vocab: Vocab,
         inp = torch.cat([torch.full((B * K, 1), vocab.bos, dtype=torch.long, device=tgt.device),
                          tgt[:, :-1]], dim=1)  # (BK, L) BOS, then the sample shifted right
         index = torch.arange(B, device=device).repeat_interleave(K)  # (BK,) image of each sample
-        logits = model(visual, inp, index)  # (BK, L, V)
+        out = model(visual, inp, index)
+        logits = out[0] if isinstance(out, tuple) else out  # (BK, L, V); attention models add a penalty
         logp = F.log_softmax(logits.float(), dim=-1).gather(2, tgt.unsqueeze(2)).squeeze(2)  # (BK, L)
         loss_sum = -(advantage * logp * mask).sum()
         return loss_sum, mask.sum()

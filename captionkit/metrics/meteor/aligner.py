@@ -17,36 +17,32 @@ from operator import itemgetter
 BEAM = 40
 SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)        # exact, stem, synonym, paraphrase (MeteorScorer)
 
-# A partial alignment is a list [key, m1, m2, idx, last_end, used1, used2, chosen]: key ranks it as
-# the jar does, -(m1 + m2) first, then chunks, then distance, packed in one int (chunks and distance
-# stay far below 2**32) so the stable sort compares ints; chosen is a linked list (parent, match).
-KEY, M1, M2, IDX, LAST, USED1, USED2, CHOSEN = range(8)
+# A partial alignment is a list [key, idx, last_end, used1, used2, chosen]: key ranks it as the jar
+# does, -(matched words, weighted) first, then chunks, then distance, packed in one int (chunks and
+# distance stay far below 2**32) so the stable sort compares ints; chosen is a linked list
+# (parent, match). The jar keeps the weighted counts in int fields, truncating each addition: with
+# integer counts int(c + n * w) == c + int(n * w), so a match adds int(length * w) on each side
+# (``_gain``) and only the sum of both sides enters the rank.
+KEY, IDX, LAST, USED1, USED2, CHOSEN = range(6)
 _S1, _S2 = 1 << 32, 1 << 64
 _by_key = itemgetter(KEY)
 
 
-def _take(p, m) -> None:
-    """Add match m to partial alignment p (counts, chunk, position)."""
+def _gain(m) -> int:
+    """Weighted matched words a match adds (hypothesis side + reference side, each truncated)."""
     w = SEARCH_WEIGHTS[m[4]]
-    before = p[M1] + p[M2]
-    p[M1] = int(p[M1] + m[3] * w)
-    p[M2] = int(p[M2] + m[1] * w)
-    key = p[KEY] + (before - p[M1] - p[M2]) * _S2
-    if p[LAST] != -1 and m[2] != p[LAST]:
-        key += _S1
-    p[KEY] = key
-    p[IDX] = m[0] + m[1]
-    p[LAST] = m[2] + m[3]
+    return int(m[3] * w) + int(m[1] * w)
 
 
 def fixed_matches(stage) -> list:
     """Per reference position: the one-to-one, non-overlapping candidate, else None."""
     fixed = [None] * len(stage.matches)
+    cov1, cov2 = stage.cov1, stage.cov2
     for j, ms in enumerate(stage.matches):
         if len(ms) == 1:
             m = ms[0]
-            if all(stage.cov2[j + k] == 1 for k in range(m[1])) and \
-                    all(stage.cov1[m[2] + k] == 1 for k in range(m[3])):
+            if (m[1] == 1 and cov2[j] == 1 or all(cov2[j + k] == 1 for k in range(m[1]))) and \
+                    (m[3] == 1 and cov1[m[2]] == 1 or all(cov1[m[2] + k] == 1 for k in range(m[3]))):
                 fixed[j] = m
     return fixed
 
@@ -62,7 +58,7 @@ def align(stage) -> list:
     n = len(stage.matches)
     if not any(len(ms) > (f is not None) for ms, f in zip(stage.matches, fixed)):
         return [m for m in fixed if m is not None]          # nothing to choose: the search is moot
-    best = _resolve(stage.matches, fixed, [0, 0, 0, 0, -1, used1, used2, None], n)
+    best = _resolve(stage.matches, fixed, [0, 0, -1, used1, used2, None], n)
     chosen = []
     node = best[CHOSEN]
     while node is not None:
@@ -74,47 +70,56 @@ def align(stage) -> list:
 
 
 def _resolve(matches, fixed, start, n):
+    """The beam search; -> the best complete partial alignment."""
+    # per candidate what the search reads, unpacked once: its masks, hypothesis start and ends,
+    # what taking it adds to the key before the chunk test (-gain) and its distance
+    cands = [[(m[5], m[6], m[2], m[0] + m[1], m[2] + m[3], -_gain(m) * _S2, abs(m[0] - m[2]), m)
+              for m in ms] for ms in matches]
+    # a fixed match adds its distance at once (the jar adds it when the path reaches it)
+    fixed_key = [None if m is None else -_gain(m) * _S2 + abs(m[0] - m[2]) for m in fixed]
     nxt = [start]
-    for current in range(n + 1):
+    for current in range(n):
         paths = nxt
         nxt = []
-        paths.sort(key=_by_key)
+        append = nxt.append
+        if len(paths) > 1:
+            paths.sort(key=_by_key)
+            del paths[BEAM:]
         bit = 1 << current
-        for path in paths[:BEAM]:
-            if current == n:
-                if path[LAST] != -1:
-                    path[KEY] += _S1                    # close the last chunk
-                nxt.append(path)
+        cs = cands[current]
+        for path in paths:
+            key, idx, last, used1, used2, chosen = path
+            if used2 & bit:
+                if current < idx:
+                    append(path)
+                elif fixed[idx] is not None:           # a fixed match starts here: take it
+                    m = fixed[idx]
+                    key += fixed_key[idx]
+                    if last != -1 and m[2] != last:
+                        key += _S1
+                    path[KEY], path[IDX], path[LAST] = key, m[0] + m[1], m[2] + m[3]
+                    append(path)
                 continue
-            if path[USED2] & bit:
-                if current < path[IDX]:
-                    nxt.append(path)
-                elif fixed[path[IDX]] is not None:
-                    m = fixed[path[IDX]]
-                    _take(path, m)
-                    path[KEY] += abs(m[0] - m[2])
-                    nxt.append(path)
-                continue
-            key, m1, m2, _, last, used1, used2, chosen = path
-            for m in matches[current]:
-                if used2 & m[5] or used1 & m[6]:
+            for r, h, hs, e1, e2, g, d, m in cs:
+                if used2 & r or used1 & h:
                     continue
-                w = SEARCH_WEIGHTS[m[4]]                # _take, inlined: the hot loop
-                n1, n2 = int(m1 + m[3] * w), int(m2 + m[1] * w)
-                k = path[KEY] + (m1 + m2 - n1 - n2) * _S2
-                if last != -1 and m[2] != last:
-                    k += _S1
-                nxt.append([k, n1, n2, m[0] + m[1], m[2] + m[3], used1 | m[6], used2 | m[5], (chosen, m)])
-                path[KEY] += abs(m[0] - m[2])           # (sic) the parent's distance, as in the jar
-            if path[LAST] != -1:
-                path[KEY] += _S1
+                append([key + g + _S1 if last != -1 and hs != last else key + g,
+                        e1, e2, used1 | h, used2 | r, (chosen, m)])
+                key += d                                # (sic) the parent's distance, as in the jar
+            if last != -1:
+                key += _S1
                 path[LAST] = -1
-            path[IDX] += 1
-            nxt.append(path)
+            path[KEY] = key
+            path[IDX] = idx + 1
+            append(path)
         if not nxt:
             nxt.append(paths[0])
-    nxt.sort(key=_by_key)
-    return nxt[0]
+    nxt.sort(key=_by_key)                               # the jar's last step: the beam, ...
+    del nxt[BEAM:]
+    for path in nxt:                                    # ... each path's last chunk closed, ...
+        if path[LAST] != -1:
+            path[KEY] += _S1
+    return min(nxt, key=_by_key)                        # ... the first of the best
 
 
 def count_chunks(chosen: list) -> int:

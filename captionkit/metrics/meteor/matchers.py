@@ -5,10 +5,8 @@ Every module proposes *all* its candidate matches between the hypothesis (line 1
 the order METEOR 1.5 creates them, because that order breaks ties in the search:
 
 * exact (module 0): equal words. As in the jar, words are compared by their Java ``String.hashCode``.
-* stem (1): equal Snowball English stems for words that are not exact matches. The jar's stemmer is
-  Porter2 as of 2010; Snowball 2.x generates the same (PyStemmer 2.x, C, or snowballstemmer 2.x,
-  pure Python; checked on every COCO word), Snowball 3 changed some rules, so without a 2.x
-  package nltk's port (also equal, slower to import) is used.
+* stem (1): equal Snowball English stems (2010 rules, see ``words``) for words that are not exact
+  matches.
 * synonym (2): words that share a WordNet synset, looked up for the word itself and for its base
   form (WordNet exceptions, else a morphological rule), for words that are not exact matches.
 * paraphrase (3): a phrase of the reference whose table paraphrase occurs in the hypothesis, then
@@ -21,49 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .resources import Synonyms, synonyms
+from .resources import Synonyms
+from .words import Lexicon, _hash_cache, java_hash
 
 EXACT, STEM, SYNONYM, PARAPHRASE = 0, 1, 2, 3
-
-# WordNet-style detachment rules of the jar's SynonymDictionary.morph: suffix -> replacement
-_SUFFIXES = ["s", "ses", "xes", "zes", "ches", "shes", "men", "ies", "s", "ies", "es", "es", "ed", "ed",
-             "ing", "ing", "er", "est", "er", "est"]
-_ADDS = ["", "s", "x", "z", "ch", "sh", "man", "y", "", "y", "e", "", "e", "", "e", "", "", "", "e", "e"]
-
-_hash_cache: dict[str, int] = {}
-
-
-def java_hash(word: str) -> int:
-    """Java's ``String.hashCode`` (32-bit, over UTF-16 code units)."""
-    h = _hash_cache.get(word)
-    if h is None:
-        h = 0
-        data = word.encode("utf-16-be")
-        for k in range(0, len(data), 2):
-            h = (31 * h + (data[k] << 8 | data[k + 1])) & 0xFFFFFFFF
-        h = h - (1 << 32) if h & 0x80000000 else h
-        _hash_cache[word] = h
-    return h
-
-
-def _major(pkg: str):
-    from importlib import metadata
-    try:
-        return int(metadata.version(pkg).split(".")[0])
-    except (metadata.PackageNotFoundError, ValueError):
-        return None
-
-
-def english_stemmer():
-    """word -> Snowball English stem with the 2010 rules the jar uses (see the module docstring)."""
-    if (_major("PyStemmer") or 99) < 3:
-        import Stemmer
-        return Stemmer.Stemmer("english").stemWord
-    if (_major("snowballstemmer") or 99) < 3:
-        import snowballstemmer
-        return snowballstemmer.stemmer("english").stemWord
-    from nltk.stem.snowball import SnowballStemmer
-    return SnowballStemmer("english").stem
 
 
 def _match(start, length, mstart, mlength, module):
@@ -78,12 +37,6 @@ class Stage:
     cov1: list[int]                  # candidates covering each hypothesis word
     cov2: list[int]                  # candidates covering each reference word
 
-    def add1(self, j: int, i: int, module: int) -> None:
-        """A one-word match: reference word j, hypothesis word i."""
-        self.matches[j].append((j, 1, i, 1, module, 1 << j, 1 << i))
-        self.cov1[i] += 1
-        self.cov2[j] += 1
-
     def add(self, m: tuple) -> None:
         self.matches[m[0]].append(m)
         for k in range(m[3]):
@@ -92,31 +45,44 @@ class Stage:
             self.cov2[m[0] + k] += 1
 
 
+_FEATURES = frozenset({"hashes", "stems", "syn", "synsets"})
+_SETS = frozenset({"hash_set", "stem_set", "all_synsets"})
+
+
 class Sentence:
-    """Everything the matchers need about one tokenized sentence, computed once (position
-    indexes only when first asked for: a reference needs fewer than a hypothesis)."""
+    """Everything the matchers need about one tokenized sentence, each part computed when first
+    asked for (a reference that the pruning never stages needs only its paraphrase spans and
+    occurrences)."""
 
     def __init__(self, words: tuple, m: "Matchers"):
         self.words = words
-        hc, sc, yc = _hash_cache, m._stem, m._synsets         # the per-word caches, read directly
-        self.hashes = [hc[w] if w in hc else java_hash(w) for w in words]      # Java hash codes
-        self.stems = [sc[w] if w in sc else m.stem_key(w) for w in words]      # hashes of the stems
-        syn = [yc[w] if w in yc else m.synsets(w) for w in words]
-        self.synsets = [(i, y) for i, y in enumerate(syn) if y]
-        self._all_synsets = None
+        self._lex = m.lex
         self.function = None            # function-word flags, set by the scorer
-        self.spans = m.spans(words)     # (start, length, paraphrases) in the transducer's order
-        self.word_set = frozenset(words)
+        # the table's phrases here with their paraphrases, and where the table's paraphrases occur
+        self.spans, self.occ = m.phrases(words)
         self._index: dict[str, dict] = {}
 
-    @property
-    def all_synsets(self) -> frozenset:
-        if self._all_synsets is None:
-            self._all_synsets = frozenset().union(*(y for _, y in self.synsets))
-        return self._all_synsets
+    def __getattr__(self, name: str):
+        """The word features, computed on first use (then plain attributes): hashes (Java hash
+        codes, the jar compares words by them), stems (hash codes of the stems), syn (synsets per
+        word), synsets ((position, synsets) where any); then, for coverage tests, hash_set,
+        stem_set, all_synsets. (functools.cached_property takes a lock per access in Python 3.11.)"""
+        if name in _SETS:
+            self.hash_set, self.stem_set = frozenset(self.hashes), frozenset(self.stems)
+            self.all_synsets = frozenset().union(*(y for _, y in self.synsets))
+        elif name in _FEATURES:
+            m, words = self._lex, self.words
+            hc, sc, yc = _hash_cache, m.stem_cache, m.synset_cache     # the per-word caches, read directly
+            self.hashes = [hc[w] if w in hc else java_hash(w) for w in words]
+            self.stems = [sc[w] if w in sc else m.stem_key(w) for w in words]
+            self.syn = [yc[w] if w in yc else m.synsets(w) for w in words]
+            self.synsets = [(i, y) for i, y in enumerate(self.syn) if y]
+        else:
+            raise AttributeError(name)
+        return getattr(self, name)
 
     def positions(self, what: str) -> dict:
-        """"hashes" / "stems" / "words" -> {key: ascending positions}."""
+        """"hashes" / "stems" -> {key: ascending positions}."""
         d = self._index.get(what)
         if d is None:
             d = self._index[what] = _positions(self.words if what == "words" else getattr(self, what))
@@ -127,61 +93,43 @@ class Matchers:
     """Stemmer, synonym and paraphrase look-ups with per-word / per-sentence caches."""
 
     def __init__(self, paraphrases: dict[tuple, list[tuple]], syn: Synonyms | None = None):
-        self._stemmer = english_stemmer()
-        self.syn = syn or synonyms()
+        self.lex = Lexicon(syn)
         self.para = paraphrases
-        # phrase trie: word -> [paraphrases of the phrase ending here, {next word: ...}]; the
-        # paraphrases as (first words, {first word: [(file rank, paraphrase), ...]})
+        # one trie of every phrase and every paraphrase in the table: word -> [the paraphrases of
+        # the phrase ending here, the paraphrase ending here, {next word: ...}]. Paraphrases go by
+        # number (``_length``: their lengths), the paraphrases of a phrase as (set of numbers,
+        # {number: [file ranks]}) (a table may repeat an entry)
         self._trie: dict = {}
+        number: dict[tuple, int] = {}
         for phrase, targets in paraphrases.items():
-            node = [None, self._trie]
-            for w in phrase:
-                node = node[1].setdefault(w, [None, {}])
-            by_first: dict[str, list] = {}
+            ranks: dict[int, list[int]] = {}
             for rank, t in enumerate(targets):
-                by_first.setdefault(t[0], []).append((rank, t))
-            node[0] = (frozenset(by_first), by_first)
-        self._stem: dict[str, int] = {}
-        self._synsets: dict[str, frozenset] = {}
+                ranks.setdefault(number.setdefault(t, len(number)), []).append(rank)
+            self._node(phrase)[0] = (frozenset(ranks), ranks)
+        for t, k in number.items():
+            self._node(t)[1] = k
+        self._length = [len(t) for t in number]
         self._sentences: dict[tuple, Sentence] = {}
 
-    # ---- stems and synonyms
     def stem_key(self, word: str) -> int:
-        k = self._stem.get(word)
-        if k is None:
-            k = self._stem[word] = java_hash(self._stemmer(word))
-        return k
-
-    def _synsets_of(self, word: str) -> set[int]:
-        line = self.syn.synset_lines.get(word)
-        return {int(x) for x in line.split()} if line else set()
-
-    def _morph(self, word: str) -> str:
-        if word.endswith("ss") or len(word) <= 2:
-            return word
-        for suf, add in zip(_SUFFIXES, _ADDS):
-            if word.endswith(suf):
-                cand = word[:len(word) - len(suf)] + add
-                if cand in self.syn.synset_lines:
-                    return cand
-        return ""
+        return self.lex.stem_key(word)
 
     def synsets(self, word: str) -> frozenset:
-        """The word's synsets plus those of its base form(s)."""
-        s = self._synsets.get(word)
-        if s is None:
-            out = self._synsets_of(word)
-            bases = self.syn.bases.get(word)
-            for b in (bases if bases is not None else [self._morph(word)]):
-                out |= self._synsets_of(b)
-            s = self._synsets[word] = frozenset(out)
-        return s
+        return self.lex.synsets(word)
 
     # ---- paraphrases
-    def spans(self, words: tuple) -> list:
-        """[(start, length, paraphrases), ...] for every phrase of ``words`` in the table, by start,
-        then length (the order of the jar's transducer): a walk down the phrase trie."""
-        out = []
+    def _node(self, phrase: tuple) -> list:
+        node = [None, None, self._trie]
+        for w in phrase:
+            node = node[2].setdefault(w, [None, None, {}])
+        return node
+
+    def phrases(self, words: tuple) -> tuple[list, dict]:
+        """One walk down the trie -> ``spans``: [(start, length, paraphrases), ...] for every phrase
+        of ``words`` in the table, by start, then length (the order of the jar's transducer); and
+        ``occ``: {paraphrase number: ascending start positions} of every table paraphrase in ``words``."""
+        spans: list = []
+        occ: dict[int, list[int]] = {}
         trie = self._trie
         n = len(words)
         for s in range(n):
@@ -189,12 +137,18 @@ class Matchers:
             e = s + 1
             while node is not None:
                 if node[0]:
-                    out.append((s, e - s, node[0]))
+                    spans.append((s, e - s, node[0]))
+                t = node[1]
+                if t is not None:
+                    if t in occ:
+                        occ[t].append(s)
+                    else:
+                        occ[t] = [s]
                 if e == n:
                     break
-                node = node[1].get(words[e])
+                node = node[2].get(words[e])
                 e += 1
-        return out
+        return spans, occ
 
     def sentence(self, words: tuple) -> Sentence:
         sent = self._sentences.get(words)
@@ -203,51 +157,86 @@ class Matchers:
         return sent
 
     # ---- the stage
-    def stage(self, hyp: tuple, ref: tuple, exact_only: bool = False) -> Stage:
+    def stage(self, hyp: tuple, ref: tuple, exact_only: bool = False, para: list | None = None) -> Stage:
+        """Every candidate match of the pair, per reference position in the jar's order: exact,
+        stem, synonym, paraphrase (``para``: ``paraphrase_matches`` of the pair, if already known)."""
         H, R = self.sentence(hyp), self.sentence(ref)
         h1, h2 = H.hashes, R.hashes
-        st = Stage([[] for _ in ref], [0] * len(hyp), [0] * len(ref))
+        matches, cov1, cov2 = [[] for _ in ref], [0] * len(hyp), [0] * len(ref)
         by_hash = H.positions("hashes")
         for j, b in enumerate(h2):
             for i in by_hash.get(b, ()):
-                st.add1(j, i, EXACT)
+                matches[j].append((j, 1, i, 1, EXACT, 1 << j, 1 << i))
+                cov1[i] += 1
+                cov2[j] += 1
+        st = Stage(matches, cov1, cov2)
         if exact_only:
             return st
         by_stem = H.positions("stems")
         for j, k in enumerate(R.stems):
             for i in by_stem.get(k, ()):
                 if h1[i] != h2[j]:
-                    st.add1(j, i, STEM)
+                    matches[j].append((j, 1, i, 1, STEM, 1 << j, 1 << i))
+                    cov1[i] += 1
+                    cov2[j] += 1
         hyp_synsets = H.all_synsets
         for j, y2 in R.synsets:
             if not y2.isdisjoint(hyp_synsets):         # some hypothesis word shares a synset
                 b = h2[j]
                 for i, y1 in H.synsets:
                     if h1[i] != b and not y2.isdisjoint(y1):
-                        st.add1(j, i, SYNONYM)
-        self._paraphrase(H, R, st)
+                        matches[j].append((j, 1, i, 1, SYNONYM, 1 << j, 1 << i))
+                        cov1[i] += 1
+                        cov2[j] += 1
+        for m in (self.paraphrase_matches(H, R) if para is None else para):
+            st.add(m)
         return st
 
-    @staticmethod
-    def _paraphrase(H: Sentence, R: Sentence, st: Stage) -> None:
+    def coverage(self, hyp: tuple, ref: tuple, para: list) -> tuple[list[bool], list[bool]]:
+        """Which hypothesis / reference words have a candidate (``stage``'s cov > 0) without
+        building the candidates: a word of one side has an exact, stem or synonym candidate iff its
+        hash, its stem or one of its synsets occurs on the other side (equal hashes are exact)."""
+        H, R = self.sentence(hyp), self.sentence(ref)
+        c1 = _covered(H, R)
+        c2 = _covered(R, H)
+        for m in para:
+            for k in range(m[3]):
+                c1[m[2] + k] = True
+            for k in range(m[1]):
+                c2[m[0] + k] = True
+        return c1, c2
+
+    def paraphrase_matches(self, H: Sentence, R: Sentence) -> list[tuple]:
         """Reference phrases found (as paraphrases) in the hypothesis, then the other way round;
-        paraphrases in file order, skipped at once when none starts with a word of the other side."""
-        for spans, other, flip in ((R.spans, H, False), (H.spans, R, True)):
-            if not spans:
+        by phrase, then its paraphrases in file order, each at its occurrences in the other one."""
+        out: list[tuple] = []
+        length = self._length
+        for this, other, flip in ((R, H, False), (H, R, True)):
+            occ = other.occ
+            if not occ:
                 continue
-            words, present = other.words, other.word_set
-            at = other.positions("words")
-            for s, L, (firsts, by_first) in spans:
-                if firsts.isdisjoint(present):
+            for s, L, (targets, ranks) in this.spans:
+                common = targets.intersection(occ)          # (iterates the few keys of occ)
+                if not common:
                     continue
-                common = firsts & present
-                cands = by_first[next(iter(common))] if len(common) == 1 else \
-                    sorted(c for w in common for c in by_first[w])
-                for _, tgt in cands:
-                    k = len(tgt)
-                    for p in at[tgt[0]]:
-                        if words[p:p + k] == tgt:
-                            st.add(_match(p, k, s, L, PARAPHRASE) if flip else _match(s, L, p, k, PARAPHRASE))
+                if len(common) == 1:
+                    t = next(iter(common))
+                    cands = [(r, t) for r in ranks[t]]
+                else:
+                    cands = sorted((r, t) for t in common for r in ranks[t])
+                for _, t in cands:
+                    k = length[t]
+                    for p in occ[t]:
+                        out.append(_match(p, k, s, L, PARAPHRASE) if flip else _match(s, L, p, k, PARAPHRASE))
+        return out
+
+
+def _covered(A: Sentence, B: Sentence) -> list[bool]:
+    """Per word of A: does it have an exact, stem or synonym candidate in B."""
+    hb, sb = B.hash_set, B.stem_set
+    yb = B.all_synsets
+    return [h in hb or k in sb or (bool(y) and not y.isdisjoint(yb))
+            for h, k, y in zip(A.hashes, A.stems, A.syn)]
 
 
 def _positions(keys) -> dict:

@@ -96,3 +96,11 @@ def normalize(line: str) -> str:
         s = s.replace("DOTDOTMULTI", "DOTMULTI.")
     s = s.replace("DOTMULTI", ".")
     return _WHITE.sub(" ", s).strip(_JAVA_TRIM).lower()
+
+
+def tokens(line: str) -> tuple:
+    """One line -> its normalised tokens: ``normalize`` after the jar's trim, then ``java_tokens``."""
+    line = line.strip(_JAVA_TRIM)
+    if _PLAIN.fullmatch(line):                   # (the common case, without the regular expressions)
+        return tuple(line.lower().split())
+    return tuple(java_tokens(normalize(line)))

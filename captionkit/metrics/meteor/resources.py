@@ -46,7 +46,9 @@ def _jar_text(name: str) -> str:
 
 def _lines(text: str) -> list[str]:
     """Java BufferedReader.readLine semantics: split on \\n, \\r\\n or \\r; no empty last line."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return lines
@@ -210,7 +212,7 @@ def _phrases(tok, off, rows: np.ndarray, words: list[str]) -> list[tuple]:
     return [tuple(flat[e - n:e]) for e, n in zip(ends.tolist(), lens.tolist())]
 
 
-def paraphrases_for(sentences: list[list[str]]) -> dict[tuple, list[tuple]]:
+def paraphrases_for(sentences: list[tuple] | list[list[str]]) -> dict[tuple, list[tuple]]:
     """phrase -> [paraphrase, ...] (file order, duplicates kept) for the entries whose both sides
     occur as n-grams of the given tokenized sentences; all other entries can never match there."""
     t = paraphrase_arrays()
