@@ -131,3 +131,10 @@ def test_batchnorm_folds_into_every_convolution_and_changes_nothing():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(fast.extract_features(x), ref.extract_features(x), rtol=1e-4, atol=1e-4)
+
+
+def test_partial_tuning_names_the_backbone_it_needs():
+    from captionkit.models.cnn_split import split_mobilenet
+    enc = build_image_encoder(EncoderConfig(name="efficientnet_lite0", image_size=64, pool="grid"))
+    with pytest.raises(UserError, match="tune_from needs encoder.name = 'mobilenet_v2'.*'efficientnet_lite0'"):
+        split_mobilenet(enc, 17)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..encoders import ImageEncoder, Pool
+from ..errors import UserError
 
 
 class UpperBlocks(nn.Module):
@@ -52,11 +53,11 @@ def split_mobilenet(encoder: ImageEncoder, tune_from: int) -> tuple[ImageEncoder
     """
     cfg = encoder.cfg
     if cfg.name != "mobilenet_v2" or cfg.pool != "grid" or cfg.finetune:
-        raise ValueError("model.attention.tune_from needs encoder.name = 'mobilenet_v2', encoder.pool = "
+        raise UserError("model.attention.tune_from needs encoder.name = 'mobilenet_v2', encoder.pool = "
                          f"'grid' and encoder.finetune = false (got {cfg.name!r}, {cfg.pool!r}, {cfg.finetune})")
     features = encoder.net[0]  # nn.Sequential(features, Pool("grid"))
     if not 1 <= tune_from < len(features):
-        raise ValueError(f"model.attention.tune_from must be in [1, {len(features) - 1}], got {tune_from}")
+        raise UserError(f"model.attention.tune_from must be in [1, {len(features) - 1}], got {tune_from}")
     lower_blocks = copy.deepcopy(features[:tune_from])
     upper_blocks = copy.deepcopy(features[tune_from:]).requires_grad_(True)
     cut = features[tune_from - 1].out_channels
