@@ -146,7 +146,7 @@ def _truncate(name: str, model: nn.Module, pool: str = "avg") -> nn.Module:
 def _unused_keys(name: str) -> tuple[str, ...]:
     """State-dict prefixes of the classifier layers the encoder drops."""
     return {"alexnet": ("classifier.6.",), "vgg16": ("classifier.6.",), "resnet18": ("fc.",),
-            "resnet50": ("fc.",), "mobilenet_v2": ("classifier.",)}.get(name, ("_fc.",))  # Lite: _fc
+            "resnet50": ("fc.",), "mobilenet_v2": ("classifier.",), **{n: ("_fc.",) for n in LITE}}[name]
 
 
 def load_local_weights(model: nn.Module, name: str, path: Path) -> str:

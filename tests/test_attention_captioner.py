@@ -82,6 +82,27 @@ def test_penalty_ignores_padded_steps_and_trains_the_attention():
     assert m.attend.score.weight.grad.abs().sum() > 0
 
 
+def test_training_forward_adds_the_penalty_for_attention_models_only_also_when_wrapped():
+    from captionkit.tasks.caption_scst import training_forward
+
+    m = model()
+    feats, tokens = grids(2), torch.randint(3, V, (2, 5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    index = torch.arange(2)
+    ref_logits, ref_penalty = m(feats, tokens, index, mask=mask)
+    for wrapped in (m, nn.ModuleDict({"module": m})):  # under DDP the captioner is ``.module``
+        wrapped.forward = m.forward
+        logits, extra = training_forward(wrapped, feats, tokens, index, mask)
+        torch.testing.assert_close(logits, ref_logits)
+        torch.testing.assert_close(extra, ref_penalty)
+
+    class Plain(nn.Module):  # an LRCN-like captioner: logits only
+        def forward(self, visual, tokens, index=None):
+            return torch.zeros(tokens.shape + (V,))
+    logits, extra = training_forward(Plain(), feats, tokens, index, mask)
+    assert logits.shape == (2, 5, V) and extra is None
+
+
 @torch.no_grad()
 def test_beam_search_batched_equals_one_image_at_a_time():
     m = model()

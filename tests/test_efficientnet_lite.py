@@ -72,7 +72,7 @@ def test_errors_name_the_field_and_the_fix(monkeypatch):
     with pytest.raises(UserError, match="encoder.weights='IMAGENET1K_V1': not a file"):
         build_image_encoder(EncoderConfig(name="efficientnet_lite0", weights="IMAGENET1K_V1"))
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # import fails as if not installed
-    with pytest.raises(UserError, match=r"needs the package 'efficientnet_lite_pytorch': pip install"):
+    with pytest.raises(UserError, match=r"needs the package 'efficientnet_lite_pytorch': pip install efficientnet_lite_pytorch"):
         build_image_encoder(EncoderConfig(name="efficientnet_lite2"))
 
 

@@ -24,7 +24,7 @@ from ..train import TrainConfig
 from ..vocab import SPECIALS, Vocab, pad_captions
 from .base import Task
 from .caption_data import CaptionDataConfig, ImageSource, load_split
-from .caption_scst import SCSTConfig, reward_scorer, scst_loss
+from .caption_scst import SCSTConfig, reward_scorer, scst_loss, training_forward
 
 
 @dataclass
@@ -225,16 +225,12 @@ class CaptionTask(Task):
             return scst_loss(model, batch, device, self.vocab, self.reward, self.cfg.scst)
         tgt = batch["tgt"].to(device)
         mask = tgt != self.vocab.pad  # (B, T) real steps
-        args = (batch["visual"].to(device), batch["inp"].to(device), batch["index"].to(device))
-        penalty = None
-        if self.cfg.model.arch == "attention":  # (logits, lambda * doubly stochastic penalty (B,))
-            logits, penalty = model(*args, mask=mask)
-        else:
-            logits = model(*args)
+        logits, extra = training_forward(model, batch["visual"].to(device), batch["inp"].to(device),
+                                         batch["index"].to(device), mask)  # (B, T, V), (B,) or None
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=self.vocab.pad,
                                reduction="sum", label_smoothing=self.cfg.train.label_smoothing)
-        if penalty is not None:
-            loss = loss + penalty.sum()
+        if extra is not None:
+            loss = loss + extra.sum()
         return loss, mask.sum()
 
     def validate(self, model, device) -> dict[str, float]:

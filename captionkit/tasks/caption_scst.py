@@ -24,6 +24,7 @@ from torch import nn
 
 from ..decoding import PAD, sample_n
 from ..metrics.cider_reward import CiderD
+from ..models.attention_captioner import AttentionCaptioner
 from ..vocab import Vocab
 
 
@@ -49,6 +50,16 @@ class SCSTConfig:
     def active(self, epoch: int) -> bool:
         """Is epoch ``epoch`` (0-based) self-critical?"""
         return self.samples > 0 and epoch >= self.after_epochs
+
+
+def training_forward(model: nn.Module, visual: torch.Tensor, inp: torch.Tensor, index: torch.Tensor,
+                     mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training forward of every captioner (also DDP-wrapped): -> (logits (B, T, V), extra loss per
+    caption (B,) or None). The attention captioner adds lambda * its doubly stochastic penalty over the
+    real steps ``mask`` (B, T); LRCN captioners have none."""
+    if isinstance(getattr(model, "module", model), AttentionCaptioner):
+        return model(visual, inp, index, mask=mask)
+    return model(visual, inp, index), None
 
 
 def reward_scorer(captions: list[list[str]], vocab: Vocab) -> CiderD:
@@ -85,8 +96,7 @@ def scst_loss(model: nn.Module, batch: dict, device: torch.device, vocab: Vocab,
         inp = torch.cat([torch.full((B * K, 1), vocab.bos, dtype=torch.long, device=tgt.device),
                          tgt[:, :-1]], dim=1)  # (BK, L) BOS, then the sample shifted right
         index = torch.arange(B, device=device).repeat_interleave(K)  # (BK,) image of each sample
-        out = model(visual, inp, index)
-        logits = out[0] if isinstance(out, tuple) else out  # (BK, L, V); attention models add a penalty
+        logits, _ = training_forward(model, visual, inp, index, mask)  # (BK, L, V); no penalty in SCST
         logp = F.log_softmax(logits.float(), dim=-1).gather(2, tgt.unsqueeze(2)).squeeze(2)  # (BK, L)
         loss_sum = -(advantage * logp * mask).sum()
         return loss_sum, mask.sum()
