@@ -62,11 +62,33 @@ def cell_gates(x: torch.Tensor, h: torch.Tensor, layer: nn.RNNBase) -> torch.Ten
     return torch.addmm(gates, h, layer.weight_hh_l0.t())  # (B, G)
 
 
-def lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, layer: nn.LSTM):
-    """One step of a one-layer ``nn.LSTM``: x (B, in), h, c (B, H) -> (h', c') (B, H) each."""
-    i, f, g, o = cell_gates(x, h, layer).chunk(4, dim=1)  # (B, H) each, torch's gate order
+def _lstm_update(gates: torch.Tensor, c: torch.Tensor):
+    """Pre-activations (B, 4H) in torch's gate order (i, f, g, o), c (B, H) -> (h', c')."""
+    i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def lstm_cell(x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, layer: nn.LSTM):
+    """One step of a one-layer ``nn.LSTM``: x (B, in), h, c (B, H) -> (h', c') (B, H) each."""
+    return _lstm_update(cell_gates(x, h, layer), c)
+
+
+def split_input(x: torch.Tensor, layer: nn.LSTM) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher forcing of a one-layer LSTM whose input at step t is cat([x_t, z_t]), x known up front
+    (the words) and z computed step by step (an attention context): x (B, T, X) -> (x's share of the
+    gates with both biases, for all steps at once (B, T, 4H); the weight (Z + H, 4H) that maps
+    cat([z_t, h]) to the rest). One large matmul replaces T small ones; ``lstm_cell_split`` steps."""
+    X = x.size(-1)
+    bias = layer.bias_ih_l0 + layer.bias_hh_l0 if layer.bias else None
+    pre = torch.nn.functional.linear(x, layer.weight_ih_l0[:, :X], bias)  # (B, T, 4H)
+    return pre, torch.cat([layer.weight_ih_l0[:, X:], layer.weight_hh_l0], dim=1).t()  # (Z + H, 4H)
+
+
+def lstm_cell_split(pre_t: torch.Tensor, z: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight: torch.Tensor):
+    """One step after ``split_input``: pre_t (B, 4H), z (B, Z), h, c (B, H) -> (h', c'); equals
+    ``lstm_cell(cat([x_t, z]), h, c, layer)``."""
+    return _lstm_update(torch.addmm(pre_t, torch.cat([z, h], dim=1), weight), c)
 
 
 def rnn_cell(x: torch.Tensor, h: torch.Tensor, layer: nn.RNN) -> torch.Tensor:

@@ -68,14 +68,21 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def check_resumable(state: dict, path: Path, config: dict) -> None:
+def check_resumable(state: dict, path: Path, config: dict, defaults: dict | None = None) -> None:
     """UserError unless the saved run ``state`` (from ``path``, of this task) has this config, up to
-    ``RESUME_MAY_CHANGE``; the message lists the differing keys as ``key: saved -> now``."""
+    ``RESUME_MAY_CHANGE``; the message lists the differing keys as ``key: saved -> now``. A setting
+    the saved config lacks (added to captionkit after the run started) counts as unchanged while it
+    keeps its value in ``defaults`` (the task's default config)."""
     if not isinstance(state.get("config"), dict):
         raise UserError(f"{path}: a malformed captionkit checkpoint (no config table)")
-    saved, now = _flat(state["config"]), _flat(config)
-    changed = [k for k in sorted(set(saved) | set(now))
-               if k not in RESUME_MAY_CHANGE and saved.get(k, "<unset>") != now.get(k, "<unset>")]
+    saved, now, default = _flat(state["config"]), _flat(config), _flat(defaults or {})
+
+    def differs(k: str) -> bool:
+        if k in RESUME_MAY_CHANGE or (k not in saved and k in default and now.get(k) == default[k]):
+            return False
+        return saved.get(k, "<unset>") != now.get(k, "<unset>")
+
+    changed = [k for k in sorted(set(saved) | set(now)) if differs(k)]
     if changed:
         shown = "; ".join(f"{k}: {saved.get(k, '<unset>')!r} -> {now.get(k, '<unset>')!r}" for k in changed[:3])
         more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
@@ -92,7 +99,7 @@ def resume_state(task, last: Path, device) -> dict:
     """The saved run in ``last`` (``last.pt``), checked to be this task with this config."""
     from .tasks.loading import read_checkpoint
     state = read_checkpoint(last, expect=task.name, map_location=device)
-    check_resumable(state, last, to_dict(task.cfg))
+    check_resumable(state, last, to_dict(task.cfg), to_dict(type(task).config_class()))
     return state
 
 
@@ -112,6 +119,8 @@ def start_from(run, state: dict | None, init: dict | None, cfg, last: Path) -> N
         except (KeyError, RuntimeError) as e:
             raise UserError(f"train.init_from={cfg.init_from}: its weights do not fit this recipe's model "
                             f"({str(e).splitlines()[0]})") from None
+        if run.ema:
+            run.ema.reset()  # the average starts at the loaded weights, not the random ones
         if run.rank == 0:
             print(f"starting from the weights of {cfg.init_from}", flush=True)
     if state is not None:

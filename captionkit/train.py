@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt_io
 from . import run_folder
+from .averaging import WeightAverage
 from .config import require, to_dict
 from .errors import UserError
 from .tasks.base import Task
@@ -43,6 +45,9 @@ class TrainConfig:
     gamma: float = 0.5
     clip: float = 5.0               # max global gradient norm; 0 = off
     label_smoothing: float = 0.0    # for cross-entropy losses over words
+    ema: float = 0.0                # decay of an exponential moving average of the weights, updated
+                                    # every step (``averaging.py``): validation, best.pt and inference
+                                    # use the average; 0 = off (e.g. 0.999: about the last 1,000 steps)
     amp: str = "auto"               # "auto" (bf16/fp16 on CUDA, off on CPU) | "off" | "bf16" (CUDA, or
                                     # CPU autocast: fast only with native bf16, see README "CPU
                                     # performance") | "fp16" (CUDA only; off on CPU)
@@ -75,6 +80,8 @@ class TrainConfig:
                                          "gamma"), fraction=("label_smoothing",), at_most={"momentum": 1.0})
         if self.bucket < 0:
             raise ValueError(f"train.bucket must be >= 0, got {self.bucket}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -199,6 +206,7 @@ class Run:
         self.use_amp, self.amp_dtype = amp_settings(cfg, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.net = DistributedDataParallel(self.model) if world > 1 else self.model
+        self.ema = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.epoch_loss = 0.0           # running sum of this epoch's batch losses (for exact resume)
         self.best: float | None = None
@@ -207,18 +215,25 @@ class Run:
         self.out = Path(cfg.out_dir)
 
     def state(self, with_training: bool = True) -> dict:
+        model = self.ema.state_dict(self.model) if self.ema else self.model.state_dict()
         state = {"format": ckpt_io.FORMAT, "task": self.task.name, "config": to_dict(self.task.cfg),
-                 "extra": self.task.extra_state(), "model": self.model.state_dict(),
+                 "extra": self.task.extra_state(), "model": model,
                  "epoch": self.epoch, "step": self.step_in_epoch, "global_step": self.global_step,
                  "epoch_loss": self.epoch_loss,
                  "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history}
         if with_training:
             state |= {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                       "scaler": self.scaler.state_dict(), "rng": ckpt_io.rng_state()}
+            if self.ema:  # "model" holds the average: the trained weights resume from here
+                state |= {"train_model": self.model.state_dict(), "ema_updates": self.ema.updates}
         return state
 
     def restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        if self.ema:
+            self.model.load_state_dict(state["train_model"])
+            self.ema.load(state["model"], state["ema_updates"])
+        else:
+            self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -278,6 +293,8 @@ def train_one_epoch(run: Run) -> float:
         run.scaler.step(run.opt)
         run.scaler.update()
         run.sched.step()
+        if run.ema:
+            run.ema.update()
         value_t = loss.detach() / run.world
         if run.world > 1:  # the global mean loss, for logging
             dist.all_reduce(value_t)
@@ -304,7 +321,7 @@ def evaluate(run: Run) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if run.rank == 0:
         run.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), (run.ema.applied() if run.ema else nullcontext()):
             metrics = run.task.validate(run.model, run.device)
     return metrics
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from captionkit.decoding import greedy
-from captionkit.recurrent import LRCNStack, RecurrentConfig, lstm_cell, rnn_cell
+from captionkit.recurrent import LRCNStack, RecurrentConfig, lstm_cell, lstm_cell_split, rnn_cell, split_input
 
 CASES = [(v, u) for v in ("1u", "2u", "2f") for u in ("lstm", "rnn")]
 
@@ -89,6 +89,35 @@ def test_cells_equal_one_torch_step(unit, bias, nonlinearity):
     else:
         _, h_ref = layer(x.unsqueeze(1), h.unsqueeze(0))
         ref, new = h_ref.squeeze(0), rnn_cell(x, h, layer)
+    torch.testing.assert_close(new, ref, atol=1e-6, rtol=1e-5)
+    g_ref = torch.autograd.grad(ref.square().sum(), list(layer.parameters()))
+    g_new = torch.autograd.grad(new.square().sum(), list(layer.parameters()))
+    for a, b in zip(g_new, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_split_input_steps_equal_the_cell_on_the_concatenated_input(bias):
+    """split_input + lstm_cell_split == lstm_cell(cat([x_t, z_t])) over a sequence: values and gradients."""
+    torch.manual_seed(2)
+    layer = torch.nn.LSTM(4 + 3, 6, bias=bias)
+    x, zs = torch.randn(2, 5, 4), torch.randn(5, 2, 3)
+
+    def unroll(split: bool):
+        h = c = torch.zeros(2, 6)
+        if split:
+            pre, weight = split_input(x, layer)
+        out = []
+        for t in range(5):
+            z = zs[t] * h[:, :3].tanh()  # a context that depends on the state, as attention's does
+            if split:
+                h, c = lstm_cell_split(pre[:, t], z, h, c, weight)
+            else:
+                h, c = lstm_cell(torch.cat([x[:, t], z], 1), h, c, layer)
+            out.append(h + c)
+        return torch.stack(out)
+
+    ref, new = unroll(False), unroll(True)
     torch.testing.assert_close(new, ref, atol=1e-6, rtol=1e-5)
     g_ref = torch.autograd.grad(ref.square().sum(), list(layer.parameters()))
     g_new = torch.autograd.grad(new.square().sum(), list(layer.parameters()))

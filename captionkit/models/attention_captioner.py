@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..attention import SoftAttention, StateInit, doubly_stochastic_penalty
-from ..recurrent import lstm_cell
+from ..recurrent import lstm_cell, lstm_cell_split, split_input
 
 
 @dataclass
@@ -107,10 +107,11 @@ class AttentionCaptioner(nn.Module):
             grid, projected = grid.index_select(0, index), projected.index_select(0, index)  # (B, P, *)
         h, c = (s[0] for s in self.init(grid.mean(1)))  # (B, H) each
         emb = self.drop(self.embed(tokens))  # (B, T, E)
+        pre, weight = split_input(emb, self.cell)  # the words' share of the gates, all steps at once
         hs, zs, alphas = [], [], []
         for t in range(tokens.size(1)):
             z, alpha = self._context(grid, projected, h)
-            h, c = lstm_cell(torch.cat([emb[:, t], z], dim=1), h, c, self.cell)
+            h, c = lstm_cell_split(pre[:, t], z, h, c, weight)  # == lstm_cell(cat([emb_t, z]), h, c)
             hs.append(h)
             zs.append(z)
             alphas.append(alpha)
