@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from captionkit.tasks import load_task
-from captionkit.train import EpochOrder
+from captionkit.epoch_order import EpochOrder
 
 from conftest import tiny_caption_recipe
 
