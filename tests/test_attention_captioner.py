@@ -82,6 +82,48 @@ def test_penalty_ignores_padded_steps_and_trains_the_attention():
     assert m.attend.score.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_running_only_unfinished_captions_equals_running_every_step(grouped):
+    """Teacher forcing with the real lengths (captions sorted, step t runs those still going) gives the
+    full computation's logits, attention, penalty and gradients at the real steps; a mask that is not
+    a prefix runs every step."""
+    from captionkit.models.attention_captioner import active_rows, prefix_lengths
+
+    m = model(dropout=0.0).train()
+    lengths = torch.tensor([3, 7, 1, 5, 7, 2, 4])
+    T = 7
+    mask = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (7, T)
+    tokens = torch.randint(3, V, (7, T))
+    index = torch.tensor([0, 0, 1, 1, 2, 2, 2]) if grouped else None
+    feats = grids(3) if grouped else grids(7)
+    assert torch.equal(prefix_lengths(mask), lengths)
+    assert active_rows(lengths.sort(descending=True).values, T) == [7, 6, 5, 4, 3, 2, 2]
+    full_logits, full_alpha = m.run(feats, tokens, index)
+    logits, alpha = m.run(feats, tokens, index, lengths)
+    torch.testing.assert_close(logits[mask], full_logits[mask])
+    torch.testing.assert_close(alpha[mask], full_alpha[mask])
+    assert alpha[~mask].abs().max() == 0  # ended captions attend nowhere
+    _, penalty = m(feats, tokens, index, mask=mask)
+    torch.testing.assert_close(penalty, doubly_stochastic(full_alpha, mask))
+
+    def grads(logits):
+        m.zero_grad()
+        logits.log_softmax(-1)[mask].sum().backward()
+        return [p.grad.clone() for p in m.parameters() if p.grad is not None]
+    for g, ref in zip(grads(m.run(feats, tokens, index, lengths)[0]), grads(m.run(feats, tokens, index)[0])):
+        torch.testing.assert_close(g, ref)
+
+    holey = mask.clone()
+    holey[2, 4] = True  # a real step after a padded one: not a prefix
+    assert prefix_lengths(holey) is None
+    _, penalty = m(feats, tokens, index, mask=holey)
+    torch.testing.assert_close(penalty, doubly_stochastic(full_alpha, holey))
+
+
+def doubly_stochastic(alpha, mask):
+    return (1 - (alpha * mask.unsqueeze(-1)).sum(1)).pow(2).sum(-1)  # Xu Eq. 14 over real steps, lambda 1
+
+
 def test_training_forward_adds_the_penalty_for_attention_models_only_also_when_wrapped():
     from captionkit.tasks.caption_scst import training_forward
 
