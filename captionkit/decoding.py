@@ -39,6 +39,11 @@ class Hypothesis:
     finished: bool      # True if it ended with EOS, False if it hit max_len
 
 
+# The longest caption any decoder generates: the decoders hold (rows, max_len) token buffers, so an
+# unbounded --max-len asks for unbounded memory (captions here are ~12 words; 1000 is far past any).
+MAX_LEN_LIMIT = 1000
+
+
 @dataclass
 class DecodeConfig:
     method: str = "greedy"      # "greedy" | "beam" | "sample" (the rows of LRCN Table 6)
@@ -51,6 +56,7 @@ class DecodeConfig:
     seed: int = 0               # seed of the sampling generator
     chunk: int = 0              # 0 = automatic; bounds memory for sample-N (B*chunk rows per step)
     allow_unk: bool = False     # False: the unknown-word token is never generated (see ``banning``)
+    no_repeat_ngram: int = 0    # n > 0: no caption repeats an n-gram (see ``no_repeat``); 0 = off (the paper)
 
     def __post_init__(self) -> None:
         def need(ok: bool, field: str, what: str) -> None:
@@ -64,10 +70,13 @@ class DecodeConfig:
             return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
 
         need(self.method in METHODS, "method", f"one of {METHODS}")
-        for field in ("beam_size", "nbest", "n", "max_len"):
+        for field in ("beam_size", "nbest", "n"):
             need(is_int(getattr(self, field)) and getattr(self, field) >= 1, field, "an integer >= 1")
+        need(is_int(self.max_len) and 1 <= self.max_len <= MAX_LEN_LIMIT, "max_len",
+             f"an integer in [1, {MAX_LEN_LIMIT}]")
         need(is_int(self.seed), "seed", "an integer")
         need(is_int(self.chunk) and self.chunk >= 0, "chunk", "an integer >= 0 (0 = automatic)")
+        need(is_int(self.no_repeat_ngram) and self.no_repeat_ngram >= 0, "no_repeat_ngram", "an integer >= 0 (0 = off)")
         need(is_num(self.temperature) and self.temperature > 0, "temperature", "> 0 (inf = greedy)")
         need(is_num(self.length_norm) and 0 <= self.length_norm < math.inf, "length_norm",
              "a finite number >= 0")
@@ -95,8 +104,8 @@ def check_state(state: State) -> int:
 
 
 def check_max_len(max_len: int) -> None:
-    if not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be an integer >= 1, got {max_len!r}")
+    if not isinstance(max_len, int) or not 1 <= max_len <= MAX_LEN_LIMIT:
+        raise ValueError(f"max_len must be an integer in [1, {MAX_LEN_LIMIT}], got {max_len!r}")
 
 
 def call_step(step: StepFn, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -375,13 +384,43 @@ def banning(step: StepFn, banned: list[int]) -> StepFn:
     return masked
 
 
+def no_repeat(step: StepFn, state: State, n: int) -> tuple[StepFn, State]:
+    """``step`` and ``state`` for decoding without repeated n-grams ("a man on a skateboard on a
+    skateboard" cannot come out with n = 3): the word that would complete an n-gram already in the
+    row's caption gets log-probability -inf, as ``banning`` does for fixed ids.
+
+    Each row's words so far ride in the state as one more batch-first tensor, placed first, so every
+    decoder reorders, repeats and shrinks them with the hypotheses it keeps (the model's own state
+    stays where the model expects it, ``state[-1]`` included). The first call's token (BOS) is not a
+    word of the caption: it is kept as -1, which no word equals."""
+    check_state(state)
+    history = torch.empty(state[0].size(0), 0, dtype=torch.long, device=state[0].device)  # (B, 0)
+
+    def blocked(tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        words = tokens if state[0].size(1) else torch.full_like(tokens, -1)  # (R,)
+        hist, inner = torch.cat([state[0], words.unsqueeze(1)], dim=1), state[1:]  # (R, t+1)
+        logp, inner = step(tokens, inner)  # (R, V)
+        L = hist.size(1)
+        if L > n:  # windows j = 1..L-n (0 is BOS) whose first n-1 words equal the last n-1 words
+            same = torch.ones(hist.size(0), L - n, dtype=torch.bool, device=hist.device)  # (R, L-n)
+            for k in range(n - 1):
+                same &= hist[:, 1 + k:L - n + 1 + k] == hist[:, L - n + 1 + k:L - n + 2 + k]
+            banned = torch.zeros_like(logp).scatter_add_(1, hist[:, n:], same.to(logp.dtype)) > 0
+            logp = logp.masked_fill(banned, -math.inf)  # (R, V)
+        return logp, (hist, *inner)
+    return blocked, (history, *state)
+
+
 def decode(step: StepFn, state: State, cfg: DecodeConfig, *, bos: int, eos: int, unk: int | None = None
            ) -> list[list[Hypothesis]]:
     """Decode B inputs with the method in ``cfg``: state with B rows -> B lists of Hypotheses.
 
-    With ``unk`` given, that id is never generated unless ``cfg.allow_unk``."""
+    With ``unk`` given, that id is never generated unless ``cfg.allow_unk``; with
+    ``cfg.no_repeat_ngram`` = n > 0 no hypothesis repeats an n-gram."""
     if unk is not None and not cfg.allow_unk:
         step = banning(step, [unk])
+    if cfg.no_repeat_ngram:
+        step, state = no_repeat(step, state, cfg.no_repeat_ngram)
     if cfg.method == "greedy":
         return greedy(step, state, bos=bos, eos=eos, max_len=cfg.max_len)
     if cfg.method == "beam":

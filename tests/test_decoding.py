@@ -221,12 +221,13 @@ def test_beam_one_equals_greedy(make_state, step):
     assert any(h[0].finished for h in g) and any(len(h[0].tokens) > 0 for h in g)
 
 
+@pytest.mark.parametrize("no_repeat", [0, 2])
 @pytest.mark.parametrize("method", ["greedy", "beam"])
-def test_batched_equals_one_input_at_a_time(method):
+def test_batched_equals_one_input_at_a_time(method, no_repeat):
     B = 6
     state = prefix_state(B, seed=5, eos_bias=0.8)
     cfg = DecodeConfig(method=method, beam_size=3 if method == "beam" else 1,
-                       nbest=3 if method == "beam" else 1, max_len=5)
+                       nbest=3 if method == "beam" else 1, max_len=5, no_repeat_ngram=no_repeat)
     counting = Counting(prefix_step)
     batched = decode(counting, state, cfg, bos=BOS, eos=EOS)
     assert len(counting.rows) <= cfg.max_len  # one step call per time step for the whole batch
@@ -382,12 +383,60 @@ def test_score_sequences_equals_the_sum_of_step_logps():
         assert got.tolist() == pytest.approx(want, rel=1e-9)
 
 
+# ----------------------------------------------------------------------------- no repeated n-grams
+
+def repeats(tokens: list[int], n: int) -> bool:
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_no_repeat_beam_wide_enough_returns_the_most_probable_captions_without_a_repeated_ngram(n):
+    """Exact search (every prefix kept) with --no-repeat-ngram n == brute force over every sequence,
+    keeping those without a repeated n-gram, ranked by the model's own log-probability."""
+    B, max_len = 3, 4
+    state = prefix_state(B, seed=2, eos_bias=0.3)
+    wants = [sorted((c for c in enumerate_all(prefix_step, row(state, b), max_len) if not repeats(c[0], n)),
+                    key=lambda c: c[1], reverse=True) for b in range(B)]
+    K = max(len(w) for w in wants)
+    cfg = DecodeConfig(method="beam", beam_size=K, nbest=K, max_len=max_len, no_repeat_ngram=n)
+    got = decode(prefix_step, state, cfg, bos=BOS, eos=EOS)
+    for b in range(B):
+        assert_same(got[b], wants[b])
+    plain = decode(prefix_step, state, DecodeConfig(method="beam", beam_size=K, nbest=K, max_len=max_len),
+                   bos=BOS, eos=EOS)
+    assert any(repeats(h.tokens, n) for hyps in plain for h in hyps)  # there was something to block
+
+
+def test_no_repeat_greedy_and_samples_never_repeat_and_greedy_is_the_blocked_argmax():
+    B, n, max_len = 5, 2, 7
+    state = prefix_state(B, seed=4)
+    got = decode(prefix_step, state, DecodeConfig(max_len=max_len, no_repeat_ngram=n), bos=BOS, eos=EOS)
+    for b in range(B):
+        prefix, total = (), 0.0
+        for _ in range(max_len):  # the reference: argmax over the words that repeat no n-gram
+            logp = replay(prefix_step, row(state, b), prefix)
+            allowed = [v for v in range(V) if v == EOS or not repeats(list(prefix) + [v], n)]
+            v = max(allowed, key=lambda v: (logp[v], -v))
+            total += logp[v]
+            if v == EOS:
+                break
+            prefix += (v,)
+        assert (got[b][0].tokens, got[b][0].finished) == (list(prefix), v == EOS)
+        assert got[b][0].logp == pytest.approx(total, rel=1e-9, abs=1e-9)
+    assert any(repeats(h[0].tokens, n) for h in greedy(prefix_step, state, bos=BOS, eos=EOS, max_len=max_len))
+    samples = decode(prefix_step, state, DecodeConfig(method="sample", n=20, nbest=20, max_len=max_len,
+                                                      no_repeat_ngram=n), bos=BOS, eos=EOS)
+    assert sum(len(h) for h in samples) > B and not any(repeats(h.tokens, n) for hs in samples for h in hs)
+
+
 # ----------------------------------------------------------------------------- config and CLI
 
 @pytest.mark.parametrize("kwargs,field", [
     (dict(method="viterbi"), "method"), (dict(beam_size=0), "beam_size"), (dict(n=0), "n"),
     (dict(temperature=0.0), "temperature"), (dict(temperature=math.nan), "temperature"),
-    (dict(max_len=0), "max_len"), (dict(length_norm=-1.0), "length_norm"), (dict(chunk=-1), "chunk"),
+    (dict(max_len=0), "max_len"), (dict(max_len=10**12), "max_len"), (dict(length_norm=-1.0), "length_norm"),
+    (dict(chunk=-1), "chunk"), (dict(no_repeat_ngram=-1), "no_repeat_ngram"),
     (dict(nbest=2), "nbest"), (dict(method="beam", beam_size=2, nbest=3), "nbest"),
     (dict(beam_size=True), "beam_size"),
 ])
@@ -413,6 +462,17 @@ def test_cli_builds_decode_configs():
     assert decode_config_from_args(parse("--max-len", "9"), recipe) == \
         DecodeConfig(method="beam", beam_size=4, nbest=4, length_norm=0.5, max_len=9)
     assert decode_config_from_args(parse("--greedy"), recipe).nbest == 1
+    assert decode_config_from_args(parse("--no-repeat-ngram", "3"), recipe) == \
+        DecodeConfig(method="beam", beam_size=4, nbest=4, length_norm=0.5, no_repeat_ngram=3)
+
+
+def test_cli_max_len_is_bounded_with_the_option_named():
+    """The decoders hold (rows, max_len) token buffers: a huge --max-len is refused, not allocated."""
+    with pytest.raises(UserError, match=r"--max-len must be an integer in \[1, 1000\], got 1000000000000"):
+        decode_config_from_args(parse("--max-len", str(10**12)))
+    assert decode_config_from_args(parse("--max-len", "1000")).max_len == 1000
+    with pytest.raises(ValueError, match="max_len must be an integer in"):
+        greedy(lambda tokens, state: None, (torch.zeros(1, 1),), bos=BOS, eos=EOS, max_len=1001)
 
 
 @pytest.mark.parametrize("argv,message", [

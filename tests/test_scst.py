@@ -122,6 +122,37 @@ def test_bad_scst_settings():
         SCSTConfig(samples=1)
     with pytest.raises(ValueError, match="scst.temperature"):
         SCSTConfig(samples=2, temperature=0)
+    for bad in (-0.5, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="scst.meteor"):
+            SCSTConfig(samples=2, meteor=bad)
+
+
+FLICKR_LIKE = [  # image -> reference captions (tokenized); samples below are other images' references
+    ["a dog runs across the grass", "a brown dog is running on a lawn", "the dog plays outside"],
+    ["two children play in the water", "kids splash in a pool", "a boy and a girl are swimming"],
+    ["a man rides a bike down a hill", "a cyclist goes down a dirt road", "a person riding a bicycle"],
+]
+
+
+def test_meteor_reward_is_cider_d_plus_weight_times_the_official_meteor():
+    """reward = CIDEr-D (training-corpus document frequencies) + w * METEOR 1.5 of the sample against
+    its image's references, equal to the pycocoevalcap-compatible scorer image by image (samples made
+    of reference sentences: the paraphrase entries are then the same); w = 0 is CIDEr-D alone."""
+    from captionkit.metrics.cider_reward import CiderD
+    from captionkit.metrics.meteor import meteor_score
+    from captionkit.tasks.caption_scst import Reward
+
+    corpus = [[c.split() for c in refs] for refs in FLICKR_LIKE]
+    images = [0, 0, 1, 1, 2, 2]
+    captions = [corpus[1][0], corpus[0][2], corpus[1][1], corpus[2][0], corpus[2][2], []]  # last: empty
+    cider = CiderD(corpus).scores(images, captions)
+    assert Reward(corpus).scores(images, captions) == cider
+    gts = {k: [" ".join(r) for r in corpus[i]] for k, i in enumerate(images)}
+    res = {k: [" ".join(c)] for k, c in enumerate(captions)}
+    _, meteor = meteor_score(gts, res, workers=1)
+    got = Reward(corpus, meteor=2.5).scores(images, captions)
+    assert got == pytest.approx([c + 2.5 * m for c, m in zip(cider, meteor)], rel=1e-12, abs=1e-12)
+    assert got[1] > cider[1] and got[-1] == cider[-1] == 0.0  # an empty sample earns nothing
 
 
 @pytest.mark.parametrize("arch", ["lrcn", "attention"])

@@ -2,7 +2,7 @@
 
     --greedy | --beam K | --sample N   the method (mutually exclusive)
     --temperature T                    inverse temperature of --sample: softmax(T * logits), inf = greedy
-    --max-len L  --nbest M  --length-norm A  --seed S
+    --max-len L  --nbest M  --length-norm A  --seed S  --no-repeat-ngram N
 
 Every option defaults to "not given": only the options on the command line override ``default``
 (the DecodeConfig from a checkpoint or recipe; DecodeConfig() when there is none). An option that
@@ -29,7 +29,7 @@ from captionkit.errors import UserError
 # DecodeConfig field -> the option that sets it, to name options (not fields) in error messages.
 OPTION_OF_FIELD = {"beam_size": "--beam", "n": "--sample", "temperature": "--temperature",
                    "max_len": "--max-len", "nbest": "--nbest", "length_norm": "--length-norm",
-                   "seed": "--seed"}
+                   "seed": "--seed", "no_repeat_ngram": "--no-repeat-ngram"}
 
 
 def _int_at_least(text: str, low: int, what: str) -> int:
@@ -53,6 +53,11 @@ def seed(text: str) -> int:
     if value >= 2**63:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text!r}")
     return value
+
+
+def _off_or_int(text: str) -> int:
+    """argparse type: an integer >= 0, where 0 means off (``--no-repeat-ngram``)."""
+    return _int_at_least(text, 0, "an integer >= 0 (0 = off)")
 
 
 def count_or_all(text: str) -> int:
@@ -167,6 +172,8 @@ def add_decode_args(parser: argparse.ArgumentParser) -> None:
                        help="rank beams by logp / len**A (0 = off, as in the paper)")
     group.add_argument("--seed", dest="decode_seed", type=seed, metavar="S",
                        help="seed of the sampling generator")
+    group.add_argument("--no-repeat-ngram", type=_off_or_int, metavar="N",
+                       help="no caption repeats an N-gram (3 stops 'on a skateboard on a skateboard'; 0 = off)")
     group.add_argument("--allow-unk", action="store_true", default=None,
                        help="let captions contain <unk> (by default the unknown-word token is masked)")
 
@@ -184,7 +191,7 @@ def decode_config_from_args(args: argparse.Namespace, default: DecodeConfig | No
         changes.update(method="sample", n=args.sample)
     given = {"temperature": args.temperature, "max_len": args.max_len, "nbest": args.nbest,
              "length_norm": args.length_norm, "seed": args.decode_seed,
-             "allow_unk": args.allow_unk}
+             "allow_unk": args.allow_unk, "no_repeat_ngram": args.no_repeat_ngram}
     changes.update({field: value for field, value in given.items() if value is not None})
     method = changes.get("method", base.method)
     only_for = {"temperature": "sample", "seed": "sample", "length_norm": "beam"}

@@ -85,7 +85,7 @@ class CaptionTask(Task):
         self.vocab = Vocab.from_json(self.extra["vocab"]) if "vocab" in self.extra else None
         self._encoder = None
         self._upper = None                      # trainable upper CNN blocks (model.attention.tune_from)
-        self.reward = None                      # CIDEr-D reward scorer when scst.samples > 0
+        self.reward = None                      # the reward (CIDEr-D [+ METEOR]) when scst.samples > 0
         self.scst_now = False                   # is this epoch self-critical (scst.active)?
 
     def load_extra(self, extra: dict) -> None:
@@ -143,7 +143,8 @@ class CaptionTask(Task):
                 self._features(self.val_src, rank, world)
         items = []
         scst = self.cfg.scst.samples > 0  # self-critical: one item per image, rewards from all captions
-        self.reward = reward_scorer([it.captions for it in self.train_src.items], self.vocab) if scst else None
+        self.reward = reward_scorer([it.captions for it in self.train_src.items], self.vocab,
+                                    self.cfg.scst.meteor) if scst else None
         for i, item in enumerate(self.train_src.items):
             caps = [self.vocab.encode(c)[:d.max_len] for c in item.captions[:d.captions_per_image or None]]
             caps = [ids for ids in caps if ids]

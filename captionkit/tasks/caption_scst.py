@@ -1,12 +1,15 @@
 """Self-critical sequence training for the captioner (Rennie et al. 2017, "SCST").
 
 After cross-entropy training, the captioner is fine-tuned to maximise the CIDEr-D of its own samples:
-for each image, K captions are sampled from the model; each gets the reward CIDEr-D(sample) minus the
-mean reward of the image's other K-1 samples (the baseline of Luo 2020, "A better variant of
+for each image, K captions are sampled from the model; each gets the reward CIDEr-D(sample) (plus
+``scst.meteor`` x METEOR(sample) when set: CIDEr-D alone shortens the captions and lowers METEOR)
+minus the mean reward of the image's other K-1 samples (the baseline of Luo 2020, "A better variant of
 self-critical sequence training": no extra greedy pass), and the loss is
 -(reward - baseline) * log p(sample), averaged over the sampled tokens (EOS included).
 CIDEr-D uses document frequencies over the whole training set (``metrics.cider_reward.CiderD``), so
-an image's reward does not depend on the batch it is in.
+an image's reward does not depend on the batch it is in; METEOR is the Java-free METEOR 1.5
+(``metrics.meteor``) against the image's training references, with the paraphrase entries that occur
+in the training references (a sample's phrase found nowhere there cannot be a paraphrase match).
 
 Dropout is switched off while sampling and while scoring the samples, so that the gradient is that
 of the policy that drew them. The sampler's seed comes from the global RNG, which checkpoints save:
@@ -24,6 +27,8 @@ from torch import nn
 
 from ..decoding import PAD, sample_n
 from ..metrics.cider_reward import CiderD
+from ..metrics.meteor import Meteor
+from ..metrics.meteor.normalise import tokens as meteor_tokens
 from ..models.attention_captioner import AttentionCaptioner
 from ..vocab import Vocab
 
@@ -36,6 +41,7 @@ class SCSTConfig:
     temperature: float = 1.0    # samples from softmax(temperature * logits); 1 = the model itself
     after_epochs: int = 0       # 0: every epoch is self-critical (a stage-2 recipe, with train.init_from);
                                 # N > 0: cross-entropy for the first N epochs, then self-critical, in one run
+    meteor: float = 0.0         # reward = CIDEr-D + meteor * METEOR; 0 = CIDEr-D alone (Rennie et al.)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.samples, int) and (self.samples == 0 or self.samples >= 2)):
@@ -46,6 +52,8 @@ class SCSTConfig:
             raise ValueError(f"scst.temperature must be > 0, got {self.temperature}")
         if not (isinstance(self.after_epochs, int) and self.after_epochs >= 0):
             raise ValueError(f"scst.after_epochs must be an integer >= 0, got {self.after_epochs!r}")
+        if not 0 <= self.meteor < float("inf"):
+            raise ValueError(f"scst.meteor must be a finite number >= 0, got {self.meteor!r}")
 
     def active(self, epoch: int) -> bool:
         """Is epoch ``epoch`` (0-based) self-critical?"""
@@ -62,12 +70,30 @@ def training_forward(model: nn.Module, visual: torch.Tensor, inp: torch.Tensor, 
     return model(visual, inp, index), None
 
 
-def reward_scorer(captions: list[list[str]], vocab: Vocab) -> CiderD:
-    """CIDEr-D over the training corpus: captions[i] = image i's reference captions."""
-    return CiderD([[vocab.words(c) for c in caps] for caps in captions])
+class Reward:
+    """The reward of (corpus image, sampled caption) pairs: CIDEr-D, plus ``meteor`` x METEOR against
+    the image's references. ``corpus[i]`` = image i's reference captions as token lists."""
+
+    def __init__(self, corpus: list[list[list[str]]], meteor: float = 0.0):
+        self.cider, self.weight = CiderD(corpus), meteor
+        if meteor:
+            self.refs = [[meteor_tokens(" ".join(r)) for r in refs] for refs in corpus]
+            self.meteor = Meteor([r for refs in self.refs for r in refs])
+
+    def scores(self, images: list[int], captions: list[list[str]]) -> list[float]:
+        out = self.cider.scores(images, captions)
+        if self.weight:
+            best = self.meteor.best_all([meteor_tokens(" ".join(c)) for c in captions], [self.refs[i] for i in images])
+            out = [c + self.weight * m for c, (_, m) in zip(out, best)]
+        return out
 
 
-def scst_loss(model: nn.Module, batch: dict, device: torch.device, vocab: Vocab, scorer: CiderD,
+def reward_scorer(captions: list[list[str]], vocab: Vocab, meteor: float = 0.0) -> Reward:
+    """The reward over the training corpus: captions[i] = image i's reference captions."""
+    return Reward([[vocab.words(c) for c in caps] for caps in captions], meteor)
+
+
+def scst_loss(model: nn.Module, batch: dict, device: torch.device, vocab: Vocab, scorer: Reward,
               cfg: SCSTConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (sum over sampled tokens of -(reward - baseline) * log p, number of sampled tokens)."""
     core = getattr(model, "module", model)  # under DDP the captioner is wrapped
