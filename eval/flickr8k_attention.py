@@ -170,8 +170,8 @@ def main(argv=None) -> int:
 
 def markdown(result: dict) -> str:
     info = result["run"]
-    lines = [f"{result['recipe']} on Flickr8k dev (all {info['dev_images']} images), "
-             "official pycocoevalcap scorers:", "",
+    recipe = result["recipe"] + (f" then {info['stage2_recipe']}" if info.get("stage2_recipe") else "")
+    lines = [f"{recipe} on Flickr8k dev (all {info['dev_images']} images), official pycocoevalcap scorers:", "",
              "| decoding | " + " | ".join(SCORES) + " | captions with <unk> |", "|---|" + "---:|" * (len(SCORES) + 1)]
     for r in result["rows"]:
         cells = [f"{r['scores'][k]:.4f}" if k in r["scores"] else "-" for k in SCORES]
