@@ -47,9 +47,9 @@ class RecurrentConfig:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
-def _check_one_layer(layer: nn.RNNBase) -> None:
+def _check_one_layer(layer: nn.RNNBase, caller: str) -> None:
     if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
-        raise ValueError("cell_gates: expects a one-layer, one-direction recurrent layer without projection")
+        raise ValueError(f"{caller}: expects a one-layer, one-direction recurrent layer without projection")
 
 
 def cell_gates(x: torch.Tensor, h: torch.Tensor, layer: nn.RNNBase) -> torch.Tensor:
@@ -58,7 +58,7 @@ def cell_gates(x: torch.Tensor, h: torch.Tensor, layer: nn.RNNBase) -> torch.Ten
     G = 4H (gates i, f, g, o) for an LSTM, H for an RNN. Two ``addmm`` on the layer's own parameters
     (no copies, no cache), so the result follows every parameter update and carries gradients.
     """
-    _check_one_layer(layer)
+    _check_one_layer(layer, "cell_gates")
     if layer.bias:
         gates = torch.addmm(layer.bias_ih_l0 + layer.bias_hh_l0, x, layer.weight_ih_l0.t())  # (B, G)
     else:
@@ -83,7 +83,7 @@ def split_input(x: torch.Tensor, layer: nn.LSTM) -> tuple[torch.Tensor, torch.Te
     (the words) and z computed step by step (an attention context): x (B, T, X) -> (x's share of the
     gates with both biases, for all steps at once (B, T, 4H); the weight (Z + H, 4H) that maps
     cat([z_t, h]) to the rest). One large matmul replaces T small ones; ``lstm_cell_split`` steps."""
-    _check_one_layer(layer)
+    _check_one_layer(layer, "split_input")
     X = x.size(-1)
     bias = layer.bias_ih_l0 + layer.bias_hh_l0 if layer.bias else None
     pre = torch.nn.functional.linear(x, layer.weight_ih_l0[:, :X], bias)  # (B, T, 4H)

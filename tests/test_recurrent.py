@@ -126,9 +126,9 @@ def test_split_input_steps_equal_the_cell_on_the_concatenated_input(bias):
 
 
 def test_cell_rejects_stacked_layers():
-    with pytest.raises(ValueError, match="one-layer"):
+    with pytest.raises(ValueError, match="cell_gates: expects a one-layer"):
         lstm_cell(torch.zeros(1, 2), torch.zeros(1, 3), torch.zeros(1, 3), torch.nn.LSTM(2, 3, num_layers=2))
-    with pytest.raises(ValueError, match="one-layer"):
+    with pytest.raises(ValueError, match="split_input: expects a one-layer"):
         split_input(torch.zeros(1, 4, 1), torch.nn.LSTM(2, 3, num_layers=2))
 
 
