@@ -1,9 +1,10 @@
-"""Soft-attention captioner (Show, Attend and Tell): weights, forward == step, decoders, tuning, <unk>."""
+"""Soft-attention captioner (Show, Attend and Tell): weights, forward == step, decoders, tuning, <unk>,
+ensembles. The per-word maps and their figure: test_attention_maps.py."""
 import copy
-from pathlib import Path
 
 import pytest
 import torch
+from _attention_toys import BOS, EOS, P, PAD, UNK, V, attention_recipe, grids, model
 from torch import nn
 
 from captionkit.decoding import DecodeConfig, beam_search, decode, greedy
@@ -12,31 +13,6 @@ from captionkit.models.attention_captioner import AttentionCaptioner, AttentionC
 from captionkit.models.captioner import CaptionModelConfig
 from captionkit.tasks import load_task
 from captionkit.tasks.loading import load_checkpoint
-
-V, PAD, BOS, EOS, UNK = 15, 0, 1, 2, 3
-P, C = 9, 12  # a 3 x 3 grid of 12 channels
-
-
-class GridEncoder(nn.Module):
-    """A stand-in frozen CNN: images are already grids (B, P, C)."""
-    out_dim, frozen, identity = C, True, "fake-grid"
-
-    def forward(self, x):
-        return x
-
-
-def model(seed=0, gate=True, grid_proj=8, dropout=0.0) -> AttentionCaptioner:
-    torch.manual_seed(seed)
-    cfg = CaptionModelConfig(arch="attention", hidden=16, embed=8, dropout=dropout,
-                             attention=AttentionConfig(att_dim=10, grid_proj=grid_proj, gate=gate))
-    m = AttentionCaptioner(cfg, GridEncoder(), V, PAD).eval()
-    with torch.no_grad():  # make the attention peaked enough that weights differ between words
-        m.attend.score.weight.mul_(20)
-    return m
-
-
-def grids(n, seed=1):
-    return torch.randn(n, P, C, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("gate", [True, False])
@@ -214,20 +190,6 @@ def test_config_errors_name_the_field():
         task.encoder()
 
 
-def attention_recipe(tmp_path, tune_from=0, **train) -> dict:
-    """Synthetic scenes through a (random) MobileNetV2 at 64 px: a 2 x 2 grid of 1280 channels."""
-    return {"task": "caption",
-            "data": {"source": "synth", "synth_train": 12, "synth_val": 4, "synth_test": 4, "min_count": 1,
-                     "synth_size": 32, "group_captions": True},
-            "encoder": {"name": "mobilenet_v2", "image_size": 64, "pool": "grid",
-                        "cache_dir": str(tmp_path / "cache"), "batch_size": 16},
-            "model": {"arch": "attention", "hidden": 16, "embed": 8, "dropout": 0.0,
-                      "attention": {"att_dim": 8, "grid_proj": 16, "tune_from": tune_from}},
-            "train": {"out_dir": str(tmp_path / "run"), "epochs": 1, "batch_size": 4, "lr": 1e-2,
-                      "progress": False, **train},
-            "decode": {"max_len": 8}}
-
-
 def test_tuning_changes_the_upper_blocks_and_leaves_the_cached_lower_blocks_alone(tmp_path):
     from captionkit.features import FeatureCache
 
@@ -328,85 +290,6 @@ def test_ensemble_features_from_the_member_caches_equal_the_cnns(tmp_path):
         direct = ens.encoder(torch.stack([ens.encoder.preprocess(p) for p in pics.values()]))
     assert cached.shape == direct.shape == (3, 256 + 4 * 1280)
     torch.testing.assert_close(cached, direct, atol=2e-3, rtol=2e-3)  # grids are cached in fp16
-
-
-@torch.no_grad()
-def test_word_maps_are_the_maps_the_decoder_used():
-    from captionkit.attention_figure import word_maps
-
-    m = model()
-    with torch.no_grad():
-        m.out.bias[EOS] -= 20.0  # captions run to max_len: several words each
-    for i in range(3):
-        feats, seen = grids(3)[i:i + 1], []
-
-        def recording(tokens, state):
-            logp, state = m.step(tokens, state)
-            seen.append(state[-1][0])  # (P,) the attention that produced this step's word
-            return logp, state
-        words = greedy(recording, m.init_state(feats), bos=BOS, eos=EOS, max_len=6)[0][0].tokens
-        alpha = word_maps(m, feats, words, BOS)
-        assert len(words) == 6 and alpha.shape == (6, P)
-        torch.testing.assert_close(alpha, torch.stack(seen))
-
-
-def test_draw_maps_has_one_panel_per_word_showing_its_map():
-    from PIL import Image
-
-    from captionkit.attention_figure import PANEL, draw_maps
-
-    image = Image.new("RGB", (50, 50), (200, 180, 160))
-    alpha = torch.zeros(3, 4)
-    alpha[0, 0] = alpha[1, 3] = 1.0  # word 1 looks top-left, word 2 bottom-right; word 3 everywhere
-    alpha[2] = 0.25
-    fig = draw_maps(image, ["a", "dog", "runs"], alpha)
-    assert fig.size == (4 * PANEL, PANEL + 22)
-    px = lambda panel, x, y: sum(fig.getpixel((panel * PANEL + x, y)))  # noqa: E731
-    q, r = PANEL // 8, PANEL - PANEL // 8
-    assert px(1, q, q) > px(1, r, r) and px(2, r, r) > px(2, q, q)
-    assert px(3, q, q) == px(3, r, r) == px(0, q, q)  # uniform attention: the whole photo, undimmed
-    with pytest.raises(ValueError, match="2 words but 3"):
-        draw_maps(image, ["a", "dog"], alpha)
-
-
-def test_caption_cli_writes_one_figure_per_image_with_a_panel_per_word(tmp_path, capsys):
-    from PIL import Image
-
-    from captionkit.attention_figure import COLUMNS, PANEL
-    from captionkit.cli import main
-    from captionkit.train import fit
-
-    fit(load_task(data=attention_recipe(tmp_path)))
-    capsys.readouterr()  # the training log
-    for i in range(2):
-        Image.fromarray((torch.rand(40, 40, 3) * 255).byte().numpy()).save(tmp_path / f"pic{i}.png")
-    out = tmp_path / "maps"
-    assert main(["caption", "--checkpoint", str(tmp_path / "run" / "best.pt"), str(tmp_path / "pic0.png"),
-                 str(tmp_path / "pic1.png"), "--attention", str(out)]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert sorted(p.name for p in out.iterdir()) == ["pic0.png", "pic1.png"]
-    for line in lines:
-        file, caption = line.split("\t")
-        panels = 1 + len(caption.split())  # the photo + one per word
-        fig = Image.open(out / Path(file).name)
-        assert fig.size == (min(COLUMNS, panels) * PANEL, -(-panels // COLUMNS) * (PANEL + 22))
-
-
-def test_caption_cli_attention_needs_an_attention_checkpoint(tmp_path, capsys):
-    from PIL import Image
-
-    from conftest import tiny_caption_recipe
-
-    from captionkit.cli import main
-    from captionkit.train import fit
-
-    fit(load_task(data=tiny_caption_recipe(tmp_path / "run")))
-    Image.new("RGB", (32, 32)).save(tmp_path / "pic.png")
-    capsys.readouterr()
-    assert main(["caption", "--checkpoint", str(tmp_path / "run" / "best.pt"), str(tmp_path / "pic.png"),
-                 "--attention", str(tmp_path / "maps")]) == 2
-    assert "needs an attention captioner" in capsys.readouterr().err
-    assert not (tmp_path / "maps").exists()
 
 
 def test_full_end_to_end_path_trains_the_whole_cnn_from_images():
