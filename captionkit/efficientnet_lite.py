@@ -61,20 +61,67 @@ def fold_symmetric_padding(model: nn.Module) -> int:
     return changed
 
 
-def fold_lite_batchnorm(model: nn.Module) -> int:
-    """Fold every BatchNorm of an eval-mode EfficientNet-Lite into the convolution before it (in place;
-    the same function up to fp32 rounding). torch.fx's generic folding cannot: the SAME-padding
-    convolutions are a subclass that it traces through. Returns how many pairs were folded."""
-    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
-    for block in model._blocks:
-        pairs += [(block, conv, bn) for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
-                                                     ("_project_conv", "_bn2")) if hasattr(block, conv)]
+def _conv_bn_pairs(net: nn.Module) -> list[tuple[nn.Module, str, str]]:
+    """(owner, convolution attribute, BatchNorm attribute) of every Lite convolution inside ``net``
+    (whole models, their blocks, and the stem / head stages of ``lite_stages``), not yet folded."""
+    pairs = []
+    for m in net.modules():
+        if hasattr(m, "_conv_stem"):  # an EfficientNet-Lite model: its stem and head
+            pairs += [(m, "_conv_stem", "_bn0"), (m, "_conv_head", "_bn1")]
+        elif hasattr(m, "_depthwise_conv"):  # an MBConv block (the first has no expansion)
+            pairs += [(m, conv, bn) for conv, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+                                                     ("_project_conv", "_bn2")) if hasattr(m, conv)]
+        elif isinstance(m, LiteConvBN):
+            pairs.append((m, "conv", "bn"))
+    unique = {id(getattr(o, b)): (o, c, b) for o, c, b in pairs if isinstance(getattr(o, b), nn.BatchNorm2d)}
+    return list(unique.values())  # a BatchNorm shared by a model and its stages is folded once
+
+
+def fold_lite_batchnorm(net: nn.Module) -> int:
+    """Fold every BatchNorm of the eval-mode EfficientNet-Lite parts inside ``net`` into the convolution
+    before it (in place; the same function up to fp32 rounding). torch.fx's generic folding cannot: the
+    SAME-padding convolutions are a subclass that it traces through. Returns how many pairs were folded."""
+    pairs = _conv_bn_pairs(net)
     for owner, conv_name, bn_name in pairs:
         conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
         conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
                                                       bn.eps, bn.weight, bn.bias)
         setattr(owner, bn_name, nn.Identity())
     return len(pairs)
+
+
+class LiteConvBN(nn.Module):
+    """The stem or the head of an EfficientNet-Lite as one stage: ReLU6(BatchNorm(conv(x)))."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module):
+        super().__init__()
+        self.conv, self.bn, self.act = conv, bn, act
+        self.out_channels = conv.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class LiteBlock(nn.Module):
+    """One MBConv block with the drop-connect rate ``extract_features`` gives it (stochastic depth,
+    active only in training mode)."""
+
+    def __init__(self, block: nn.Module, drop_connect_rate: float):
+        super().__init__()
+        self.block, self.rate = block, drop_connect_rate
+        self.out_channels = block._block_args.output_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, drop_connect_rate=self.rate)
+
+
+def lite_stages(model: nn.Module) -> nn.Sequential:
+    """An EfficientNet-Lite's ``extract_features`` as a Sequential of its own modules, [stem, block 0,
+    ..., block N-1, head] (N + 2 stages), so that the CNN can be cut between any two of them."""
+    rate, n = model._global_params.drop_connect_rate or 0.0, len(model._blocks)
+    blocks = [LiteBlock(b, rate * i / n) for i, b in enumerate(model._blocks)]
+    return nn.Sequential(LiteConvBN(model._conv_stem, model._bn0, model._swish), *blocks,
+                         LiteConvBN(model._conv_head, model._bn1, model._swish))
 
 
 class LiteFeatures(nn.Module):

@@ -250,8 +250,7 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     from torch.fx.experimental.optimization import fuse
 
     net = copy.deepcopy(net).eval()
-    for lite in [m for m in net.modules() if isinstance(m, LiteFeatures)]:
-        fold_lite_batchnorm(lite.model)  # fx cannot see these (efficientnet_lite.py)
+    fold_lite_batchnorm(net)  # EfficientNet-Lite parts: fx cannot see these (efficientnet_lite.py)
     try:
         return fuse(net, inplace=True)
     except Exception:  # tracing fails on data-dependent control flow; folding is only a speed-up

@@ -190,15 +190,19 @@ def test_config_errors_name_the_field():
         task.encoder()
 
 
-def test_tuning_changes_the_upper_blocks_and_leaves_the_cached_lower_blocks_alone(tmp_path):
+@pytest.mark.parametrize("cnn, tune_from, cut", [("mobilenet_v2", 17, 160),  # 2 x 2 x 160 after block 16
+                                                  ("efficientnet_lite0", 16, 192)])  # after MBConv block 14
+def test_tuning_changes_the_upper_blocks_and_leaves_the_cached_lower_blocks_alone(tmp_path, cnn, tune_from, cut):
     from captionkit.features import FeatureCache
 
-    task = load_task(data=attention_recipe(tmp_path, tune_from=17))
+    recipe = attention_recipe(tmp_path, tune_from=tune_from)
+    recipe["encoder"]["name"] = cnn
+    task = load_task(data=recipe)
     task.setup()
     m = task.build_model()
-    assert m.encoder.identity.endswith(":grid:lower17") and m.upper is not None
+    assert m.encoder.identity.endswith(f":grid:lower{tune_from}") and m.upper is not None
     cached = FeatureCache(tmp_path / "cache", m.encoder.identity).feats
-    assert len(cached) == 16 and next(iter(cached.values())).shape == (4, 160)  # 2 x 2 x 160 after block 16
+    assert len(cached) == 16 and next(iter(cached.values())).shape == (4, cut)
     lower0, upper0 = copy.deepcopy(m.encoder.state_dict()), copy.deepcopy(m.upper.state_dict())
     opt = torch.optim.Adam([g for group in task.param_groups(m, 1e-2) for g in group["params"]], lr=1e-2)
     m.train()
@@ -210,7 +214,8 @@ def test_tuning_changes_the_upper_blocks_and_leaves_the_cached_lower_blocks_alon
         opt.step()
     assert all(torch.equal(v, m.encoder.state_dict()[k]) for k, v in lower0.items())
     changed = [k for k, v in upper0.items() if not torch.equal(v, m.upper.state_dict()[k])]
-    assert any(k.startswith("blocks.17.") for k in changed) and any(k.startswith("blocks.18.") for k in changed)
+    stages = {".".join(k.split(".")[:2]) for k in changed}  # "blocks.17.conv.0.weight" -> "blocks.17"
+    assert {f"blocks.{tune_from}", f"blocks.{tune_from + 1}"} <= stages  # both upper stages learn
     assert all(torch.equal(v, m.upper.state_dict()[k]) for k, v in upper0.items() if "running" in k)  # BN stats
     src = task.train_src
     with torch.no_grad():
@@ -218,13 +223,15 @@ def test_tuning_changes_the_upper_blocks_and_leaves_the_cached_lower_blocks_alon
     torch.testing.assert_close(again.half(), torch.stack([cached[i] for i in src.ids()[:2]]))
 
 
-@pytest.mark.parametrize("tune_from", [0, 18])
-def test_trained_checkpoint_rebuilds_the_same_captioner(tmp_path, tune_from):
+@pytest.mark.parametrize("cnn, tune_from", [("mobilenet_v2", 0), ("mobilenet_v2", 18), ("efficientnet_lite0", 16)])
+def test_trained_checkpoint_rebuilds_the_same_captioner(tmp_path, cnn, tune_from):
     from captionkit.tasks.caption_data import load_split
     from captionkit.tasks.caption_generate import caption_features, caption_source
     from captionkit.train import fit
 
-    task = load_task(data=attention_recipe(tmp_path, tune_from=tune_from))
+    recipe = attention_recipe(tmp_path, tune_from=tune_from)
+    recipe["encoder"]["name"] = cnn
+    task = load_task(data=recipe)
     fit(task)
     task2, m2 = load_checkpoint(tmp_path / "run" / "best.pt", expect="caption")
     assert task2.cfg.model.arch == "attention" and isinstance(m2, AttentionCaptioner)

@@ -134,7 +134,36 @@ def test_batchnorm_folds_into_every_convolution_and_changes_nothing():
 
 
 def test_partial_tuning_names_the_backbone_it_needs():
-    from captionkit.models.cnn_split import split_mobilenet
-    enc = build_image_encoder(EncoderConfig(name="efficientnet_lite0", image_size=64, pool="grid"))
-    with pytest.raises(UserError, match="tune_from needs encoder.name = 'mobilenet_v2'.*'efficientnet_lite0'"):
-        split_mobilenet(enc, 17)
+    from captionkit.models.cnn_split import split_encoder
+    enc = build_image_encoder(EncoderConfig(name="resnet18", image_size=64, pool="grid"))
+    with pytest.raises(UserError, match="tune_from needs encoder.name = 'mobilenet_v2' or 'efficientnet_lite0/1/2'.*'resnet18'"):
+        split_encoder(enc, 3)
+    lite = build_image_encoder(EncoderConfig(name="efficientnet_lite0", image_size=64, pool="grid"))
+    with pytest.raises(UserError, match=r"tune_from must be in \[1, 17\] for efficientnet_lite0, got 18"):
+        split_encoder(lite, 18)  # Lite0: stem, 16 blocks, head
+
+
+@pytest.mark.parametrize("tune_from", [1, 9, 16, 17])
+def test_lite_cut_anywhere_is_the_whole_cnn(tune_from):
+    """lower stages then upper stages == extract_features, in eval mode; the folded lower encoder (what
+    fills the cache) == the unfolded one; training mode runs the upper blocks' stochastic depth."""
+    from captionkit.models.cnn_split import split_encoder
+    torch.manual_seed(0)
+    enc = build_image_encoder(EncoderConfig(name="efficientnet_lite0", image_size=64, pool="grid")).eval()
+    for m in enc.modules():  # non-trivial statistics, so that a skipped or doubled BatchNorm shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+    lower, upper = split_encoder(enc, tune_from)
+    lower.eval(), upper.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        full = enc(x)  # (2, 4, 1280)
+        cut = lower(x)  # (2, P', C')
+        torch.testing.assert_close(upper(cut), full, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(lower.for_inference()(x), cut, rtol=1e-4, atol=1e-4)
+    assert lower.identity == enc.identity + f":lower{tune_from}" and upper.out_dim == 1280
+    assert all(p.requires_grad for p in upper.parameters()) and not any(p.requires_grad for p in lower.parameters())
+    upper.train()
+    with torch.no_grad():
+        a, b = upper(cut), upper(cut)
+    assert torch.equal(a, b) == (tune_from >= 16)  # stochastic depth of the blocks with a skip (not block 15)

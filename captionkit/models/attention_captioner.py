@@ -37,7 +37,7 @@ class AttentionConfig:
     grid_proj: int = 0          # 0: attend over the CNN's C-d grid (the paper); >0: Linear+ReLU to this size
     gate: bool = True           # the gating scalar beta (Xu 4.2.1)
     penalty: float = 1.0        # lambda of the doubly stochastic penalty (Xu Eq. 14); 0 = off
-    tune_from: int = 0          # >0: cache MobileNetV2 features[:tune_from] and train the blocks above
+    tune_from: int = 0          # >0: cache the CNN stages [:tune_from] and train the stages above
 
     def __post_init__(self) -> None:
         for name, least in (("att_dim", 1), ("grid_proj", 0), ("tune_from", 0)):

@@ -1,13 +1,15 @@
 """Partial end-to-end CNN tuning on a CPU: a frozen, cached lower CNN and trainable upper blocks.
 
 LRCN (Donahue et al., section 5) gained from fine-tuning the CNN with the captioner. On a CPU the
-whole CNN per training step is too slow, so the MobileNetV2 is cut at block ``tune_from``: the
-activations of ``features[:tune_from]`` are computed once per image and cached on disk (fp16, as
-grids (P', C') like any grid feature), and ``features[tune_from:]`` trains with the captioner, run on
-the cached activations at every step. The upper blocks keep their ImageNet BatchNorm statistics
-(eval-mode BatchNorm: training batches of a few images would give noisy statistics); their weights
-and BatchNorm affine parameters learn. Full end-to-end tuning (``encoder.finetune = true``) stays
-the path for a GPU.
+whole CNN per training step is too slow, so the CNN is cut before stage ``tune_from``: the
+activations of ``stages[:tune_from]`` are computed once per image and cached on disk (fp16, as grids
+(P', C') like any grid feature), and ``stages[tune_from:]`` trains with the captioner, run on the
+cached activations at every step. The stages: MobileNetV2's ``features`` (19: the stem, 17 inverted
+residual blocks, the 1x1 head convolution); EfficientNet-Lite's stem, MBConv blocks and head
+(``efficientnet_lite.lite_stages``: 23 for Lite2, whose blocks keep their drop-connect rates). The
+upper stages keep their ImageNet BatchNorm statistics (eval-mode BatchNorm: training batches of a few
+images would give noisy statistics); their weights and BatchNorm affine parameters learn. Full
+end-to-end tuning (``encoder.finetune = true``) stays the path for a GPU.
 
 Shapes: B batch, P' / C' positions / channels of the cut, P / C those of the last map.
 """
@@ -19,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from ..efficientnet_lite import LITE, lite_stages
 from ..encoders import ImageEncoder, Pool
 from ..errors import UserError
 
@@ -46,21 +49,29 @@ class UpperBlocks(nn.Module):
         return self.blocks(x).flatten(2).transpose(1, 2)  # (B, P, C)
 
 
-def split_mobilenet(encoder: ImageEncoder, tune_from: int) -> tuple[ImageEncoder, UpperBlocks]:
-    """A frozen MobileNetV2 grid encoder -> (frozen lower encoder (B, P', C'), trainable upper blocks).
+def cnn_stages(encoder: ImageEncoder) -> nn.Sequential:
+    """The stages of a frozen grid encoder's CNN, in order (the modules themselves, not copies)."""
+    cfg = encoder.cfg
+    if cfg.name not in ("mobilenet_v2", *LITE) or cfg.pool != "grid" or cfg.finetune:
+        raise UserError("model.attention.tune_from needs encoder.name = 'mobilenet_v2' or 'efficientnet_lite0/1/2', "
+                        f"encoder.pool = 'grid' and encoder.finetune = false (got {cfg.name!r}, {cfg.pool!r}, "
+                        f"{cfg.finetune})")
+    cnn = encoder.net[0]  # nn.Sequential(MobileNetV2 features or LiteFeatures, Pool("grid"))
+    return cnn if cfg.name == "mobilenet_v2" else lite_stages(cnn.model)
+
+
+def split_encoder(encoder: ImageEncoder, tune_from: int) -> tuple[ImageEncoder, UpperBlocks]:
+    """A frozen grid encoder -> (frozen lower encoder (B, P', C'), trainable upper stages (B, P, C)).
 
     The lower encoder's identity (its feature-cache key) is the full encoder's + ``:lower{tune_from}``.
     """
-    cfg = encoder.cfg
-    if cfg.name != "mobilenet_v2" or cfg.pool != "grid" or cfg.finetune:
-        raise UserError("model.attention.tune_from needs encoder.name = 'mobilenet_v2', encoder.pool = "
-                         f"'grid' and encoder.finetune = false (got {cfg.name!r}, {cfg.pool!r}, {cfg.finetune})")
-    features = encoder.net[0]  # nn.Sequential(features, Pool("grid"))
-    if not 1 <= tune_from < len(features):
-        raise UserError(f"model.attention.tune_from must be in [1, {len(features) - 1}], got {tune_from}")
-    lower_blocks = copy.deepcopy(features[:tune_from])
-    upper_blocks = copy.deepcopy(features[tune_from:]).requires_grad_(True)
-    cut = features[tune_from - 1].out_channels
-    lower = ImageEncoder(cfg, nn.Sequential(lower_blocks, Pool("grid")), cut,
+    stages = cnn_stages(encoder)
+    if not 1 <= tune_from < len(stages):
+        raise UserError(f"model.attention.tune_from must be in [1, {len(stages) - 1}] for {encoder.cfg.name}, "
+                        f"got {tune_from}")
+    lower_stages = copy.deepcopy(stages[:tune_from])
+    upper_stages = copy.deepcopy(stages[tune_from:]).requires_grad_(True)
+    cut = stages[tune_from - 1].out_channels
+    lower = ImageEncoder(encoder.cfg, nn.Sequential(lower_stages, Pool("grid")), cut,
                          f"{encoder.identity}:lower{tune_from}", encoder.report)
-    return lower, UpperBlocks(upper_blocks, cut, encoder.out_dim)
+    return lower, UpperBlocks(upper_stages, cut, encoder.out_dim)

@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..features import extract_features
 from ..models.attention_captioner import AttentionCaptioner
 from ..models.captioner import CaptionModelConfig, Captioner
-from ..models.cnn_split import split_mobilenet
+from ..models.cnn_split import split_encoder
 from ..train import TrainConfig
 from ..vocab import SPECIALS, Vocab, pad_captions
 from .base import Task
@@ -113,7 +113,7 @@ class CaptionTask(Task):
                 self.extra["encoder_identity"] = self._encoder.identity
             self._check_attention()
             if self._tune_from():  # partial tuning: the lower CNN is the (cached) encoder
-                self._encoder, self._upper = split_mobilenet(self._encoder, self._tune_from())
+                self._encoder, self._upper = split_encoder(self._encoder, self._tune_from())
         return self._encoder
 
     def _tune_from(self) -> int:
